@@ -1,0 +1,121 @@
+"""The `cbir` command line: a thin layer that parses options, calls the package and prints results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cbir.config import CbirError, settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Reverse image search on Postgres + pgvector.",
+)
+db_app = typer.Typer(no_args_is_help=True, help="The database in use: URL, status, stop.")
+app.add_typer(db_app, name="db")
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Hub id, local model directory or built-in name [env: CBIR_MODEL]"),
+]
+EXIT_SKIPPED = 3  # ingest finished, but some files were skipped
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively)")],
+    model: ModelOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Images per model batch and per transaction")] = 32,
+    label: Annotated[str, typer.Option(help="'folder': category = parent folder name; 'none'")] = "folder",
+    workers: Annotated[int, typer.Option(help="Threads reading and decoding ahead of the model")] = 2,
+) -> None:
+    """Embed every new image under PATHS and store it; re-runs skip what is stored.
+
+    Exit code 0 when every file was stored or already present, 3 when some were skipped (listed).
+    """
+    from cbir.ingest import ingest as run_ingest
+
+    report = run_ingest(paths, model or settings().model, batch_size=batch_size, label=label, workers=workers)
+    if report.embedded == 0 and not report.skipped:
+        typer.echo(f"nothing new to embed: all {report.files} files already stored for {report.model}")
+    else:
+        typer.echo(
+            f"embedded {report.embedded} images with {report.model} in {report.seconds:.1f}s "
+            f"({report.rate:.1f} files/s); {report.new_images} new images, "
+            f"{report.already} already embedded, {report.new_paths} new paths recorded"
+        )
+    if report.skipped:
+        typer.echo(f"skipped {len(report.skipped)} files:")
+        for path, reason in report.skipped:
+            typer.echo(f"  {path}: {reason}")
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="An image file, or the id of a stored image")],
+    k: Annotated[int, typer.Option("-k", help="Number of neighbours")] = 10,
+    model: ModelOpt = None,
+    category: Annotated[str | None, typer.Option(help="Only return images of this category")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
+) -> None:
+    """Print the k nearest stored images to QUERY (a stored query image is left out of its own results)."""
+    from cbir.search import search as run_search
+
+    hits = run_search(query, k=k, model=model, category=category)
+    if as_json:
+        typer.echo(json.dumps([h.as_dict() for h in hits], indent=2))
+        return
+    for rank, hit in enumerate(hits, 1):
+        typer.echo(f"{rank:>3}  {hit.distance:.4f}  {hit.category or '-':<20}  {hit.path}  (id {hit.id})")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the libpq URL of the database (starting the embedded server if needed), e.g. for psql."""
+    from cbir import db
+
+    typer.echo(db.database_url())
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Server, pgvector version, migrations and row counts."""
+    from cbir import db, store
+
+    url = db.database_url()
+    with db.connect(url) as conn:
+        server = conn.execute("SHOW server_version").fetchone()[0]
+        vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        migrations = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
+        counts = store.counts(conn)
+    where = "CBIR_DATABASE_URL" if settings().database_url else f"embedded, data in {settings().pgdata}"
+    typer.echo(f"database:   {db.describe_url(url)} ({where})")
+    typer.echo(f"postgres:   {server}; pgvector {vector}")
+    typer.echo(f"migrations: {', '.join(migrations)}")
+    typer.echo(f"images:     {counts['images']} ({counts['paths']} paths, {counts['categories']} categories)")
+    for m in counts["models"]:
+        typer.echo(f"model:      {m['name']} [{m['kind']}({m['dim']})]: {m['embeddings']} embeddings")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded Postgres server (it otherwise keeps running between commands)."""
+    from cbir import db
+
+    typer.echo("stopped" if db.stop_embedded() else "not running")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    try:
+        app()
+    except CbirError as exc:
+        print(f"cbir: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,33 @@
+"""Choose a model by name: a built-in method, or any Hugging Face Hub id or local model directory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from cbir.embedders.base import Embedder
+
+# Built-in, non-Hugging-Face methods register here by name.
+BUILTINS: dict[str, Callable[[], Embedder]] = {}
+
+
+@cache
+def get_embedder(name: str) -> Embedder:
+    """Load a model once per process (loading is the slow part of a query)."""
+    if name in BUILTINS:
+        return BUILTINS[name]()
+    from cbir.embedders.hf import HuggingFaceEmbedder
+
+    return HuggingFaceEmbedder(name)
+
+
+def canonical_name(name: str) -> str:
+    """The name stored in the database: built-ins and Hub ids as given, local directories as absolute paths."""
+    if name in BUILTINS:
+        return name
+    from cbir.embedders.hf import resolve_source
+
+    return resolve_source(name)[0]
+
+
+__all__ = ["Embedder", "get_embedder", "canonical_name", "BUILTINS"]

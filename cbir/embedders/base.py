@@ -1,0 +1,40 @@
+"""The one interface every model implements, so ingest, search and eval treat all models alike."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+class Embedder(ABC):
+    """Maps RGB images to fixed-size vectors (kind 'vector') or bit strings (kind 'bit').
+
+    `prepare` is CPU work that may run in worker threads (decode-side preprocessing); `forward` runs the
+    model on a prepared batch. Splitting them lets ingest overlap preprocessing with inference.
+    """
+
+    name: str
+    kind: str = "vector"
+    dim: int
+
+    def prepare(self, images: list[Image.Image]) -> Any:
+        return images
+
+    @abstractmethod
+    def forward(self, prepared: Any) -> np.ndarray:
+        """(n, dim) float32 rows, L2-normalised, for 'vector'; (n, dim) bool for 'bit'."""
+
+    def embed(self, images: list[Image.Image]) -> np.ndarray:
+        return self.forward(self.prepare(images))
+
+    def info(self) -> dict[str, Any]:
+        """Facts stored with the model row (pooling, preprocessing, ...)."""
+        return {}
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)

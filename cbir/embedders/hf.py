@@ -1,0 +1,145 @@
+"""Hugging Face vision backbones (DINOv2 by default) through AutoModel + AutoImageProcessor.
+
+Pooling: DINOv2 and ViT-like models use the CLS token of the last hidden state (after the final layer
+norm), which is what DINOv2's authors use for retrieval; models with a trained pooler head for images
+(CLIP's vision tower, ResNet's global average pool) use `pooler_output`; anything else averages the last
+hidden state over tokens or spatial positions. Rows are L2-normalised, so cosine distance ranks them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+# Fail fast when the Hub is unreachable instead of waiting on long default timeouts.
+os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from cbir.config import CbirError  # noqa: E402
+from cbir.embedders.base import Embedder, l2_normalise  # noqa: E402
+
+CLS_MODEL_TYPES = {"dinov2", "dinov2_with_registers", "vit", "deit", "beit", "vit_msn", "vit_mae", "dinov3_vit"}
+
+
+def resolve_source(name: str) -> tuple[str, bool]:
+    """(canonical name, is local directory). Paths that look local must exist as model directories."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path.resolve()), True
+    if name.startswith((".", "/", "~")) or path.exists():
+        raise CbirError(
+            f"model {name!r} is not a directory in Hugging Face format (config.json + weights); "
+            "set --model or CBIR_MODEL to such a directory or to a Hub id"
+        )
+    return name, False
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP check, so an offline machine fails in seconds rather than after long retries."""
+    host = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)  # name lookup can hang past any socket timeout
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def _load(source: str, local: bool) -> tuple[Any, Any]:
+    from transformers import AutoImageProcessor, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+    def load(local_only: bool) -> tuple[Any, Any]:
+        processor = AutoImageProcessor.from_pretrained(source, local_files_only=local_only)
+        model = AutoModel.from_pretrained(source, local_files_only=local_only)
+        return processor, model
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    try:
+        return load(local_only=True)  # a local directory or the Hub cache: no network at all
+    except (OSError, ValueError) as exc:
+        if local:
+            raise _missing(source, "that directory has no loadable model and image processor", exc) from None
+        if offline or not _hub_reachable():
+            raise _missing(source, "not in the local Hugging Face cache and the Hub is unreachable", exc) from None
+    try:
+        return load(local_only=False)
+    except (OSError, ValueError) as exc:
+        raise _missing(source, "the Hub download failed", exc) from None
+
+
+def _missing(source: str, why: str, exc: Exception) -> CbirError:
+    return CbirError(
+        f"cannot load model {source!r}: {why} ({type(exc).__name__}). Set CBIR_MODEL (or --model) to a "
+        "local model directory in Hugging Face format (config.json, weights, preprocessor_config.json)."
+    )
+
+
+class HuggingFaceEmbedder(Embedder):
+    kind = "vector"
+
+    def __init__(self, name: str) -> None:
+        self.name, local = resolve_source(name)
+        self.processor, model = _load(self.name, local)
+        self.device = pick_device()
+        self.model = model.to(self.device).eval()
+        self.model_type = getattr(model.config, "model_type", "")
+        vision = getattr(self.model, "vision_model", None)
+        if vision is not None and hasattr(self.model, "get_image_features"):
+            self.pooling = "image_features"  # CLIP-like dual encoders: projected image embedding
+        elif self.model_type in CLS_MODEL_TYPES:
+            self.pooling = "cls"
+        else:
+            self.pooling = "pooler"
+        self.dim = int(self.embed([Image.new("RGB", (32, 32))]).shape[1])
+
+    def prepare(self, images: list[Image.Image]) -> torch.Tensor:
+        return self.processor(images=images, return_tensors="pt")["pixel_values"]
+
+    @torch.inference_mode()
+    def forward(self, prepared: torch.Tensor) -> np.ndarray:
+        pixels = prepared.to(self.device)
+        if self.pooling == "image_features":
+            out = self.model.get_image_features(pixel_values=pixels)
+            pooled = out if isinstance(out, torch.Tensor) else out.pooler_output
+        else:
+            out = self.model(pixel_values=pixels)
+            pooled = self._pool(out)
+        return l2_normalise(pooled.float().cpu().numpy())
+
+    def _pool(self, out: Any) -> torch.Tensor:
+        hidden = getattr(out, "last_hidden_state", None)
+        if self.pooling == "cls" and hidden is not None and hidden.dim() == 3:
+            return hidden[:, 0]
+        pooler = getattr(out, "pooler_output", None)
+        if pooler is not None:
+            return pooler.flatten(1)
+        if hidden.dim() == 4:  # CNN feature map (n, c, h, w)
+            return hidden.mean(dim=(2, 3))
+        return hidden.mean(dim=1)
+
+    def info(self) -> dict[str, Any]:
+        return {"source": "huggingface", "model_type": self.model_type, "pooling": self.pooling}

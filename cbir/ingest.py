@@ -1,0 +1,204 @@
+"""Walk folders, decode and embed every new image, and store it: the indexing half of the product.
+
+Reading, hashing, decoding and preprocessing run in worker threads a batch or two ahead of the model,
+so the model rarely waits. Each batch (images, embeddings, paths) is written in one transaction: a run
+killed at any moment leaves whole batches only, and a re-run picks up where it stopped because files
+whose content already has an embedding for the model are not decoded again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from tqdm import tqdm
+
+from cbir import db, store
+from cbir.config import CbirError
+from cbir.embedders import Embedder, get_embedder
+from cbir.images import BadImage, decode, sha256_of, thumbnail_jpeg
+
+
+@dataclass
+class IngestReport:
+    model: str
+    files: int = 0
+    new_images: int = 0  # rows added to `images`
+    embedded: int = 0  # embeddings computed and stored for the model
+    already: int = 0  # files whose content already had an embedding for the model
+    new_paths: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.files / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class _Outcome:
+    """What a worker learned about one file."""
+
+    path: str
+    sha256: str | None = None
+    image: store.NewImage | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Chunk:
+    outcomes: list[_Outcome]
+    prepared: Any  # the embedder's prepared batch for outcomes with an image, in order
+    decoded: int
+
+
+def display_path(path: Path) -> str:
+    """An absolute path as text Postgres accepts, even for file names that are not valid UTF-8."""
+    return os.fsencode(os.path.abspath(path)).decode("utf-8", "backslashreplace")
+
+
+def discover(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Every regular file under the given files and folders, sorted, without following directory links."""
+    for root in paths:
+        root = Path(root)
+        if root.is_file():
+            yield root
+            continue
+        if not root.is_dir():
+            raise CbirError(f"no such file or folder: {root}")
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames.sort()
+            for name in sorted(filenames):
+                yield Path(dirpath) / name
+
+
+def category_of(path: Path, label: str) -> str | None:
+    if label == "none":
+        return None
+    if label == "folder":
+        return path.parent.name or None
+    raise CbirError(f"--label must be 'folder' or 'none', got {label!r}")
+
+
+def _read(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label: str) -> _Chunk:
+    """Read, hash and decode one batch of files and prepare the new ones for the model."""
+    outcomes, pictures = [], []
+    for path in paths:
+        outcome = _Outcome(path=display_path(path))
+        outcomes.append(outcome)
+        try:
+            data = _read(path)
+        except OSError as exc:
+            outcome.error = f"cannot read: {exc.strerror or exc}"
+            continue
+        outcome.sha256 = sha256_of(data)
+        if outcome.sha256 in known:
+            continue
+        try:
+            picture = decode(data)
+        except BadImage as exc:
+            outcome.error = str(exc)
+            continue
+        outcome.image = store.NewImage(
+            sha256=picture.sha256,
+            path=outcome.path,
+            category=category_of(path, label),
+            width=picture.width,
+            height=picture.height,
+            format=picture.format,
+            nbytes=picture.nbytes,
+            thumbnail=thumbnail_jpeg(picture.rgb),
+        )
+        pictures.append(picture.rgb)
+    prepared = embedder.prepare(pictures) if pictures else None
+    return _Chunk(outcomes=outcomes, prepared=prepared, decoded=len(pictures))
+
+
+def _ahead(fn: Callable[[list[Path]], _Chunk], chunks: list[list[Path]], workers: int) -> Iterator[_Chunk]:
+    """Map fn over chunks in worker threads, in order, keeping only a few chunks in memory at once."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: list[Future[_Chunk]] = []
+        todo = iter(chunks)
+        for chunk in todo:
+            pending.append(pool.submit(fn, chunk))
+            if len(pending) > workers:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+
+def ingest(
+    paths: Iterable[str | Path],
+    model: str,
+    batch_size: int = 32,
+    label: str = "folder",
+    workers: int = 2,
+    progress: bool = True,
+    conn: psycopg.Connection | None = None,
+) -> IngestReport:
+    """Embed and store every image under `paths` that the model has not embedded yet."""
+    if batch_size < 1:
+        raise CbirError("--batch-size must be at least 1")
+    category_of(Path("x/y"), label)  # validate before any work
+    files = list(discover(paths))
+    embedder = get_embedder(model)  # fails fast, before any file is read
+    own_conn = conn is None
+    conn = conn or db.connect()
+    try:
+        model_row = store.ensure_model(conn, embedder.name, embedder.kind, embedder.dim, embedder.info())
+        known = store.embedded_sha256s(conn, model_row)
+        report = IngestReport(model=model_row.name, files=len(files))
+        chunks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
+        start = time.perf_counter()
+        with tqdm(total=len(files), unit="img", desc="ingest", disable=not progress, dynamic_ncols=True) as bar:
+            process = lambda chunk: _process_chunk(chunk, embedder, known, label)  # noqa: E731
+            for chunk in _ahead(process, chunks, workers):
+                _store_chunk(conn, embedder, model_row, chunk, known, report)
+                bar.update(len(chunk.outcomes))
+        report.seconds = time.perf_counter() - start
+        return report
+    finally:
+        if own_conn:
+            conn.close()
+
+
+def _store_chunk(
+    conn: psycopg.Connection,
+    embedder: Embedder,
+    model: store.Model,
+    chunk: _Chunk,
+    known: set[str],
+    report: IngestReport,
+) -> None:
+    """Embed the chunk's new images and write them; duplicates within the run become path aliases."""
+    vectors = embedder.forward(chunk.prepared) if chunk.decoded else None
+    new_images, rows, aliases = [], [], []
+    row = -1
+    for outcome in chunk.outcomes:
+        if outcome.image is not None:
+            row += 1
+        if outcome.error:
+            report.skipped.append((outcome.path, outcome.error))
+        elif outcome.sha256 in known:
+            report.already += outcome.image is None
+            aliases.append((outcome.path, outcome.sha256))
+        else:
+            assert outcome.image is not None and outcome.sha256 is not None
+            known.add(outcome.sha256)
+            new_images.append(outcome.image)
+            rows.append(row)
+    new_rows, new_paths = store.write_batch(conn, model, new_images, vectors[rows] if rows else None, aliases)
+    report.new_images += new_rows
+    report.new_paths += new_paths
+    report.embedded += len(new_images)

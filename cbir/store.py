@@ -1,0 +1,198 @@
+"""Reading and writing the images, models and embeddings tables (the SQL of ingest lives here)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector import Bit
+from psycopg import sql
+
+from cbir.config import CbirError
+
+_INDEX_LOCK_KEY = 0x63626973  # serialises per-model index creation across processes
+
+
+@dataclass(frozen=True)
+class Model:
+    """A row of `models`, with the pieces of SQL that address its vectors through its index."""
+
+    id: int
+    name: str
+    kind: str
+    dim: int
+
+    @property
+    def column_name(self) -> str:
+        return "bits" if self.kind == "bit" else "embedding"
+
+    def column(self, table: str | None = "e") -> sql.Composable:
+        """The typed expression the model's HNSW index is built on; queries must use it verbatim."""
+        col: sql.Composable = sql.Identifier(self.column_name)
+        if table:
+            col = sql.SQL("{}.{}").format(sql.Identifier(table), col)
+        type_name = "bit" if self.kind == "bit" else "vector"
+        return sql.SQL("{}::{}({})").format(col, sql.SQL(type_name), sql.Literal(self.dim))
+
+    @property
+    def operator(self) -> sql.Composable:
+        """Cosine distance for unit vectors, Hamming distance for bit strings."""
+        return sql.SQL("<~>" if self.kind == "bit" else "<=>")
+
+    def param(self, vector: np.ndarray) -> Any:
+        return Bit(np.asarray(vector, dtype=bool)) if self.kind == "bit" else np.asarray(vector, dtype=np.float32)
+
+
+@dataclass
+class NewImage:
+    """One image ready to be written: facts, thumbnail and where it was found."""
+
+    sha256: str
+    path: str
+    category: str | None
+    width: int
+    height: int
+    format: str
+    nbytes: int
+    thumbnail: bytes
+
+
+def _model_from_row(row: Sequence[Any]) -> Model:
+    return Model(id=row[0], name=row[1], kind=row[2], dim=row[3])
+
+
+def get_model(conn: psycopg.Connection, name: str) -> Model | None:
+    row = conn.execute("SELECT id, name, kind, dim FROM models WHERE name = %s", (name,)).fetchone()
+    return _model_from_row(row) if row else None
+
+
+def list_models(conn: psycopg.Connection) -> list[Model]:
+    rows = conn.execute("SELECT id, name, kind, dim FROM models ORDER BY id").fetchall()
+    return [_model_from_row(r) for r in rows]
+
+
+def ensure_model(conn: psycopg.Connection, name: str, kind: str, dim: int, info: dict[str, Any]) -> Model:
+    """Register a model and its HNSW index (idempotent, safe from concurrent processes)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK_KEY,))
+        conn.execute(
+            "INSERT INTO models (name, kind, dim, info) VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+            (name, kind, dim, json.dumps(info)),
+        )
+        model = get_model(conn, name)
+        assert model is not None
+        if (model.kind, model.dim) != (kind, dim):
+            raise CbirError(
+                f"model {name!r} is stored as {model.kind}({model.dim}) but now produces {kind}({dim}); "
+                "use a different model name"
+            )
+        opclass = "bit_hamming_ops" if kind == "bit" else "vector_cosine_ops"
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON embeddings USING hnsw (({}) {}) WHERE model_id = {}").format(
+                sql.Identifier(f"embeddings_hnsw_model_{model.id}"),
+                model.column(table=None),
+                sql.SQL(opclass),
+                sql.Literal(model.id),
+            )
+        )
+    return model
+
+
+def embedded_sha256s(conn: psycopg.Connection, model: Model) -> set[str]:
+    """Content hashes that already have an embedding for this model (what a re-run can skip)."""
+    rows = conn.execute(
+        "SELECT i.sha256 FROM images i JOIN embeddings e ON e.image_id = i.id WHERE e.model_id = %s",
+        (model.id,),
+    )
+    return {r[0] for r in rows}
+
+
+def write_batch(
+    conn: psycopg.Connection,
+    model: Model,
+    images: list[NewImage],
+    vectors: np.ndarray | None,
+    aliases: list[tuple[str, str]],
+) -> tuple[int, int]:
+    """Store images, their embeddings and all paths in one transaction; returns (new images, new paths).
+
+    Rows are written in sha256 order so concurrent ingests take row locks in the same order.
+    `aliases` are (path, sha256) pairs of files whose bytes are already stored.
+    """
+    order = sorted(range(len(images)), key=lambda i: images[i].sha256)
+    new_images = 0
+    with conn.transaction(), conn.cursor() as cur:
+        if images and vectors is not None:
+            cur.executemany(
+                "INSERT INTO images (sha256, path, category, width, height, format, bytes, thumbnail)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING",
+                [
+                    (im.sha256, im.path, im.category, im.width, im.height, im.format, im.nbytes, im.thumbnail)
+                    for im in (images[i] for i in order)
+                ],
+            )
+            new_images = cur.rowcount
+            ids = dict(
+                cur.execute(
+                    "SELECT sha256, id FROM images WHERE sha256 = ANY(%s)", ([im.sha256 for im in images],)
+                ).fetchall()
+            )
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO embeddings (image_id, model_id, {}) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+                ).format(sql.Identifier(model.column_name)),
+                [(ids[images[i].sha256], model.id, model.param(vectors[i])) for i in order],
+            )
+        paths = sorted({(im.path, im.sha256) for im in images} | set(aliases))
+        cur.executemany(
+            "INSERT INTO image_paths (path, image_id) SELECT %s, id FROM images WHERE sha256 = %s"
+            " ON CONFLICT (path) DO NOTHING",
+            paths,
+        )
+        new_paths = cur.rowcount
+    return new_images, new_paths
+
+
+def image_id_for_sha256(conn: psycopg.Connection, sha256: str) -> int | None:
+    row = conn.execute("SELECT id FROM images WHERE sha256 = %s", (sha256,)).fetchone()
+    return row[0] if row else None
+
+
+def stored_vector(conn: psycopg.Connection, model: Model, image_id: int) -> np.ndarray | None:
+    row = conn.execute(
+        sql.SQL("SELECT {} FROM embeddings WHERE model_id = %s AND image_id = %s").format(
+            sql.Identifier(model.column_name)
+        ),
+        (model.id, image_id),
+    ).fetchone()
+    if row is None:
+        return None
+    value = row[0]
+    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
+
+
+def thumbnails(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[int, bytes]:
+    rows = conn.execute("SELECT id, thumbnail FROM images WHERE id = ANY(%s)", (list(image_ids),))
+    return {r[0]: bytes(r[1]) for r in rows}
+
+
+def counts(conn: psycopg.Connection) -> dict[str, Any]:
+    """Row counts for status pages: images, paths, categories and embeddings per model."""
+    images, paths, categories = conn.execute(
+        "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM image_paths),"
+        " (SELECT count(DISTINCT category) FROM images)"
+    ).fetchone()
+    per_model = conn.execute(
+        "SELECT m.name, m.kind, m.dim, count(e.image_id) FROM models m"
+        " LEFT JOIN embeddings e ON e.model_id = m.id GROUP BY m.id ORDER BY m.id"
+    ).fetchall()
+    return {
+        "images": images,
+        "paths": paths,
+        "categories": categories,
+        "models": [{"name": n, "kind": k, "dim": d, "embeddings": c} for n, k, d, c in per_model],
+    }
