@@ -104,7 +104,9 @@ def nearest_query(
     exclude: list[int] | None = None,
 ) -> tuple[sql.Composed, dict]:
     """The SQL of a k-NN query; ORDER BY uses the exact expression and operator of the model's index."""
-    where = [sql.SQL("e.model_id = %(model)s")]
+    # The model id is inlined: a parameter's type (smallint for small ints) would keep the planner from
+    # matching the partial index predicate `model_id = <id>`.
+    where = [sql.SQL("e.model_id = {}").format(sql.Literal(model.id))]
     if category is not None:
         where.append(sql.SQL("i.category = %(category)s"))
     if exclude:
@@ -117,7 +119,7 @@ def nearest_query(
         " SELECT h.image_id, i.path, i.category, h.distance"
         " FROM hits h JOIN images i ON i.id = h.image_id ORDER BY h.distance, h.image_id"
     ).format(column=model.column(), op=model.operator, where=sql.SQL(" AND ").join(where))
-    params = {"model": model.id, "category": category, "exclude": exclude, "vector": model.param(vector), "k": k}
+    params = {"category": category, "exclude": exclude, "vector": model.param(vector), "k": k}
     return query, params
 
 
