@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import time
 import warnings
@@ -139,9 +140,13 @@ def database_url() -> str:
     return _with_database(admin_url, DB_NAME)
 
 
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
+
+
 def describe_url(url: str) -> str:
-    """The URL with any password masked, for messages and pages."""
-    parts = urlsplit(url)
+    """The URL (or key=value DSN) with any password masked, for messages, logs and pages."""
+    masked = _PASSWORD_PARAM.sub(r"\1***", url)  # ?password=... and key=value DSNs
+    parts = urlsplit(masked)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         parts = parts._replace(netloc=netloc)
