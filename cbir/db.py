@@ -38,7 +38,7 @@ def _embedded_server(start: bool = True):
     pgdata = settings().pgdata
     log_start = _log_size(pgdata)
     try:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        pgdata.mkdir(parents=True, exist_ok=True)  # again, if it was moved away since this process started
         if start and not server_running():
             # A server that died while starting leaves a partial lock file that pgserver cannot parse.
             (pgdata / "postmaster.pid").unlink(missing_ok=True)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,7 +24,7 @@ from conftest import ROOT, make_subset, run_cli
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from cbir import db
+from cbir import db, sql_console
 from cbir.config import CbirError
 from cbir.ingest import ingest
 from cbir.sql_console import EXAMPLES, READER_ROLE, reader_url, run_readonly
@@ -32,11 +33,13 @@ MARKER = Path("/tmp/cbir-reliability-console-marker")
 
 
 @pytest.fixture(scope="module")
-def collection(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def collection(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = make_subset(tmp_path_factory.mktemp("photos"), {"elephant": 4, "rhino": 4, "airplanes": 4})
     shutil.copy(root / "rhino" / "image_0001.jpg", root / "elephant" / "copy.jpg")  # an alias for the examples
     ingest([root], tiny_model, batch_size=8, progress=False)
-    return root
+    yield root
+    sql_console.reader_pool().close()  # before the fixture's server stops under it
+    sql_console._reader_pool.cache_clear()
 
 
 def snapshot() -> dict:
@@ -238,7 +241,7 @@ def test_uploaded_bytes_never_reach_sql_or_disk(collection: Path, cbir_home: Pat
     script = textwrap.dedent(
         f"""
         import pathlib
-        from cbir import db
+        from cbir import db, sql_console
         from cbir.search import search
         conn = db.connect()
         conn.execute("SET log_statement = 'all'")  # every statement this session sends, with its parameters
