@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="tiny model, one batch size, short timings")
     args = p.parse_args(argv)
     if args.quick:
-        args.sizes, args.batches, args.seconds, args.pairs, args.agreement_images = "tiny", "4", 0.3, 1, 40
+        args.sizes, args.batches, args.seconds, args.pairs, args.agreement_images = "tiny", "2", 0.2, 1, 20
         args.no_compile = args.no_onnx = True
     batches = [int(b) for b in args.batches.split(",")]
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.machine()} nproc {os.cpu_count()}")
