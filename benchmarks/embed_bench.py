@@ -114,8 +114,20 @@ def onnx_runner(model: torch.nn.Module, workdir: Path) -> Callable[[torch.Tensor
     return lambda batch: session.run(None, {"pixel_values": batch.numpy()})[0]
 
 
-def measure(name: str, fn, flops: int, batches: list[int], seconds: float, pairs: int) -> dict:
-    """Best batch size by images/s, then `pairs` (GEMM, model) pairs at that batch size for the ratio."""
+def measure(name: str, fn, flops: int, batches: list[int], seconds: float, pairs: int, threads: int) -> dict:
+    """Best batch size by images/s, then `pairs` (GEMM, model) pairs at that batch size for the ratio.
+
+    Both sides of each pair run with the same number of threads.
+    """
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or default_threads)
+    try:
+        return _measure(name, fn, flops, batches, seconds, pairs)
+    finally:
+        torch.set_num_threads(default_threads)
+
+
+def _measure(name: str, fn, flops: int, batches: list[int], seconds: float, pairs: int) -> dict:
     rates = {b: images_per_s(fn, torch.randn(b, 3, 224, 224), seconds) for b in batches}
     best = max(rates, key=rates.get)
     x = torch.randn(best, 3, 224, 224)
@@ -141,6 +153,33 @@ def measure(name: str, fn, flops: int, batches: list[int], seconds: float, pairs
         flush=True,
     )
     return row
+
+
+def _compiled(path: str, model, tmp: Path, batch: int):
+    start = time.perf_counter()
+    fn = runner(torch.compile(load(path)))
+    fn(torch.randn(batch, 3, 224, 224))
+    print(f"torch.compile first call {time.perf_counter() - start:.0f}s", flush=True)
+    return "sdpa + torch.compile", 0, fn
+
+
+def _int8(path: str, model, tmp: Path, batch: int):
+    from cbir.embedders.hf import quantize_int8
+
+    return "int8 dynamic (Linear)", 0, runner(quantize_int8(load(path)))
+
+
+# key -> (path, loaded sdpa model, temp dir, largest batch) -> (name, threads (0: default), forward fn or None)
+VARIANTS: dict[str, Callable] = {
+    "eager": lambda path, model, tmp, batch: ("eager attention", 0, runner(load(path, "eager"))),
+    "sdpa": lambda path, model, tmp, batch: ("sdpa attention", 0, runner(model)),
+    "threads1": lambda path, model, tmp, batch: ("sdpa, 1 thread (GEMM too)", 1, runner(model)),
+    "channels_last": lambda path, model, tmp, batch: ("sdpa + channels-last", 0, channels_last_runner(load(path))),
+    "compile": _compiled,
+    "onnx": lambda path, model, tmp, batch: ("ONNX Runtime", 0, onnx_runner(model, tmp)),
+    "bf16": lambda path, model, tmp, batch: ("bf16 autocast", 0, runner(model, torch.bfloat16)),
+    "int8": _int8,
+}
 
 
 def caltech_sample(n: int) -> list[Path]:
@@ -208,13 +247,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     p.add_argument("--pairs", type=int, default=3, help="(GEMM, model) pairs per ratio")
     p.add_argument("--agreement-images", type=int, default=300)
-    p.add_argument("--no-compile", action="store_true")
-    p.add_argument("--no-onnx", action="store_true")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"of {','.join(VARIANTS)}")
+    p.add_argument("--base-variants", default="sdpa,bf16,int8", help="variants timed for dinov2-base")
     p.add_argument("--quick", action="store_true", help="tiny model, one batch size, short timings")
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.batches, args.seconds, args.pairs, args.agreement_images = "tiny", "2", 0.2, 1, 20
-        args.no_compile = args.no_onnx = True
+        args.variants = "eager,sdpa,threads1,bf16,int8"
     batches = [int(b) for b in args.batches.split(",")]
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.machine()} nproc {os.cpu_count()}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()}")
@@ -227,24 +266,13 @@ def main(argv: list[str] | None = None) -> None:
             model = load(path)
             flops = model_flops(model)
             print(f"dinov2-{size}: {flops / 1e9:.2f} GFLOP per 224x224 image", flush=True)
-            variants: list[tuple[str, Callable]] = [
-                ("eager attention", runner(load(path, "eager"))),
-                ("sdpa attention", runner(model)),
-            ]
-            variants.append(("sdpa + channels-last", channels_last_runner(load(path))))
-            if not args.no_compile:
-                start = time.perf_counter()
-                compiled = runner(torch.compile(load(path)))
-                compiled(torch.randn(batches[-1], 3, 224, 224))
-                print(f"torch.compile first call {time.perf_counter() - start:.0f}s", flush=True)
-                variants.append(("sdpa + torch.compile", compiled))
-            if not args.no_onnx and (ort_fn := onnx_runner(model, Path(tmp))) is not None:
-                variants.append(("ONNX Runtime", ort_fn))
-            variants.append(("bf16 autocast", runner(model, torch.bfloat16)))
-            qmodel = torch.ao.quantization.quantize_dynamic(load(path), {torch.nn.Linear}, dtype=torch.qint8)
-            variants.append(("int8 dynamic (Linear)", runner(qmodel)))
-            for name, fn in variants:
-                row = measure(name, fn, flops, batches, args.seconds, args.pairs)
+            chosen = args.variants if size != "base" else args.base_variants
+            for key in chosen.split(","):
+                name, threads, fn = VARIANTS[key](path, model, Path(tmp), batches[-1])
+                if fn is None:
+                    print(f"{name}: not available", flush=True)
+                    continue
+                row = measure(name, fn, flops, batches, args.seconds, args.pairs, threads)
                 rows.append({"model": f"dinov2-{size}", **row})
             if size != "base":
                 agree += agreement(path, args.agreement_images, ["bfloat16", "int8"])
