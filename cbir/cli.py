@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 
 from cbir.config import CbirError, settings
@@ -118,4 +119,14 @@ def main() -> None:
         app()
     except CbirError as exc:
         print(f"cbir: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except psycopg.OperationalError as exc:  # the server went away mid-command: whole transactions only were kept
+        from cbir.db import describe_location
+
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            f"cbir: error: lost the connection to {describe_location()} ({reason}); "
+            "nothing half-written was kept: run the command again",
+            file=sys.stderr,
+        )
         sys.exit(2)
