@@ -50,6 +50,8 @@ def ingest(
             f"({report.rate:.1f} files/s); {report.new_images} new images, "
             f"{report.already} already embedded, {report.new_paths} new paths recorded"
         )
+    if report.fitted:
+        typer.echo(f"fitted {report.model} on all {report.fitted} stored images; their vectors were replaced")
     if report.skipped:
         typer.echo(f"skipped {len(report.skipped)} files:")
         for path, reason in report.skipped:
