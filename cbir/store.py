@@ -245,3 +245,18 @@ def counts(conn: psycopg.Connection) -> dict[str, Any]:
         "categories": categories,
         "models": [{"name": n, "kind": k, "dim": d, "embeddings": c} for n, k, d, c in per_model],
     }
+
+
+def model_vectors(conn: psycopg.Connection, model: Model) -> tuple[np.ndarray, list[str | None], np.ndarray]:
+    """(image ids, categories, vectors) of every image the model embedded, in image id order."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT e.image_id, i.category, e.{} FROM embeddings e JOIN images i ON i.id = e.image_id"
+            " WHERE e.model_id = %s ORDER BY e.image_id"
+        ).format(sql.Identifier(model.column_name)),
+        (model.id,),
+    ).fetchall()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    dtype = bool if model.kind == "bit" else np.float32
+    vectors = np.stack([as_array(r[2]) for r in rows]).astype(dtype) if rows else np.zeros((0, model.dim), dtype)
+    return ids, [r[1] for r in rows], vectors
