@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "facebook/dinov2-small"
+# hnsw.ef_search for queries; chosen from the recall/latency curve of benchmarks/search_bench.py (see BENCHMARKS.md)
+DEFAULT_EF_SEARCH = 100
 
 
 class CbirError(Exception):
@@ -19,6 +21,7 @@ class Settings:
     database_url: str | None
     model: str
     ef_search: int
+    reader_url: str | None = None  # how the SQL console logs in as cbir_reader (default: derived)
 
     @property
     def pgdata(self) -> Path:
@@ -28,7 +31,7 @@ class Settings:
 def settings() -> Settings:
     """Read settings now (not at import) so tests and the CLI can change the environment first."""
     home = Path(os.environ.get("CBIR_HOME", "~/.local/share/cbir")).expanduser()
-    ef = os.environ.get("CBIR_EF_SEARCH", "100")
+    ef = os.environ.get("CBIR_EF_SEARCH", str(DEFAULT_EF_SEARCH))
     if not ef.isdigit() or int(ef) < 1:
         raise CbirError(f"CBIR_EF_SEARCH must be a positive integer, got {ef!r}")
     return Settings(
@@ -36,4 +39,5 @@ def settings() -> Settings:
         database_url=os.environ.get("CBIR_DATABASE_URL") or None,
         model=os.environ.get("CBIR_MODEL") or DEFAULT_MODEL,
         ef_search=int(ef),
+        reader_url=os.environ.get("CBIR_READER_URL") or None,
     )
