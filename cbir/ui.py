@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import psycopg
 import streamlit as st
 from psycopg_pool import ConnectionPool
@@ -66,6 +68,23 @@ def query_position(p: projection.Projection, points: projection.MapPoints, answe
     if key not in st.session_state:
         st.session_state[key] = projection.place(reducer(database()[1], p.id, str(p.created_at)), answer.vector)
     return st.session_state[key]
+
+
+def cell(value: Any) -> Any:
+    """A SQL value as a table/CSV cell: vectors in pgvector's text form, binary data as its size."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, np.ndarray):
+        return "[" + ",".join(f"{v:g}" for v in value.ravel().tolist()) + "]"
+    if isinstance(value, list | tuple | dict) or hasattr(value, "to_text"):
+        return str(value)
+    return value
+
+
+def result_frame(columns: Sequence[str], rows: Sequence[tuple]) -> pd.DataFrame:
+    """Rows of a SQL result as a DataFrame of displayable cells (duplicate column names kept apart)."""
+    names = [name if columns.index(name) == n else f"{name}_{n}" for n, name in enumerate(columns)]
+    return pd.DataFrame([[cell(v) for v in row] for row in rows], columns=names)
 
 
 def fail(exc: CbirError) -> None:

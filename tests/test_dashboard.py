@@ -172,3 +172,35 @@ def test_map_highlights_the_latest_query_and_its_neighbours(mapped) -> None:
     xs, ys = values(main["data"][0]["x"]), values(main["data"][0]["y"])
     qx, qy = values(traces["query"]["x"])[0], values(traces["query"]["y"])[0]
     assert min(xs) - 1 <= qx <= max(xs) + 1 and min(ys) - 1 <= qy <= max(ys) + 1  # on the map, not elsewhere
+
+
+def run_sql(text: str) -> AppTest:
+    at = page("sql")
+    at.text_area[0].input(text)
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_sql_example_runs_as_a_table_with_csv_download(populated) -> None:
+    at = page("sql")
+    at.selectbox[0].set_value("Category centroids and their distances").run()
+    assert "avg(e.embedding)" in at.text_area[0].value
+    at.button[0].click().run()
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["category_a", "category_b", "cosine_distance"] and len(table) == 3  # 3 pairs
+    csv = at.get("download_button")[0]
+    assert csv.proto.label == "Download CSV"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["DELETE FROM images", "WITH gone AS (DELETE FROM images RETURNING id) SELECT count(*) FROM gone"],
+)
+def test_sql_write_is_refused_with_an_error(populated, statement: str) -> None:
+    at = run_sql(statement)
+    assert len(at.error) == 1 and ("not allowed" in at.error[0].value or "refused" in at.error[0].value)
+    assert not at.dataframe
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM images").fetchone()[0] == 24  # nothing lost
