@@ -51,6 +51,8 @@ def ingest(
             f"({report.rate:.1f} files/s); {report.new_images} new images, "
             f"{report.already} already embedded, {report.new_paths} new paths recorded"
         )
+    if report.fitted:
+        typer.echo(f"fitted {report.model} on all {report.fitted} stored images; their vectors were replaced")
     if report.skipped:
         typer.echo(f"skipped {len(report.skipped)} files:")
         for path, reason in report.skipped:
@@ -75,6 +77,66 @@ def search(
         return
     for rank, hit in enumerate(hits, 1):
         typer.echo(f"{rank:>3}  {hit.distance:.4f}  {hit.category or '-':<20}  {hit.path}  (id {hit.id})")
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Model(s) to evaluate; repeat for several")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", help="Neighbours per query for mAP@k and confusions")] = 10,
+    queries: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N queries")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the query sample and of tie-breaking")] = 0,
+    top: Annotated[int, typer.Option(help="Confused category pairs to print (--json: all of them)")] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (an object, or an array for several models)")
+    ] = False,
+) -> None:
+    """Leave-one-out retrieval quality per category (categories = folders); results are stored in the DB."""
+    from cbir.evaluate import evaluate as run_eval
+    from cbir.evaluate import metric_keys
+
+    reports = run_eval(model, k=k, sample=queries, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        return
+    keys = metric_keys(k)
+    for r in reports:
+        typer.echo(
+            f"{r['model']}: {r['queries']} queries over {r['images']} images, k={k}, {r['method']}, "
+            f"{r['seconds']:.1f}s (stored as run {r['run_id']})"
+        )
+        typer.echo(f"{'':<10}" + "".join(f"{key:>14}" for key in keys))
+        for scope in ("overall", "macro"):
+            typer.echo(f"{scope:<10}" + "".join(f"{r[scope][key]:>14.4f}" for key in keys))
+        worst = sorted(r["categories"], key=lambda c: c["mAP"])[:5]
+        typer.echo("worst categories (mAP): " + ", ".join(f"{c['category']} {c['mAP']:.3f}" for c in worst))
+        typer.echo(f"most confused pairs (A's queries with top-{k} neighbours in B):")
+        for rank, p in enumerate(r["confusions"][:top], 1):
+            typer.echo(
+                f"{rank:>4}  {p['category']} -> {p['other']}: {p['neighbours']} neighbours "
+                f"({p['rate']:.1%} of A's, {p['lift']:.1f}x chance), {p['queries']} queries"
+            )
+
+
+@app.command()
+def project(
+    model: ModelOpt = None,
+    n_neighbors: Annotated[
+        str, typer.Option(help="'auto': try 5..100 and keep the best trustworthiness; or a number")
+    ] = "auto",
+    seed: Annotated[int, typer.Option(help="UMAP random_state (fixed, so maps are reproducible)")] = 42,
+) -> None:
+    """Fit the 2-D UMAP map of a model's embeddings for the dashboard, and store it (replacing the old one)."""
+    from cbir import db
+    from cbir.projection import parse_neighbors
+    from cbir.projection import project as run_project
+
+    with db.connect() as conn:
+        p = run_project(conn, model, parse_neighbors(n_neighbors), seed=seed)
+    for k, score in p.scores.items():
+        typer.echo(f"n_neighbors {k:>3}: trustworthiness {score:.4f}{'  <- kept' if k == p.n_neighbors else ''}")
+    typer.echo(f"projected {p.images} images of {p.model} (n_neighbors {p.n_neighbors}) in {p.seconds:.1f}s")
 
 
 @db_app.command("url")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "facebook/dinov2-small"
+# hnsw.ef_search for queries; chosen from the recall/latency curve of benchmarks/search_bench.py (see BENCHMARKS.md)
+DEFAULT_EF_SEARCH = 100
 
 
 class CbirError(Exception):
@@ -29,7 +31,7 @@ class Settings:
 def settings() -> Settings:
     """Read settings now (not at import) so tests and the CLI can change the environment first."""
     home = Path(os.environ.get("CBIR_HOME", "~/.local/share/cbir")).expanduser()
-    ef = os.environ.get("CBIR_EF_SEARCH", "100")
+    ef = os.environ.get("CBIR_EF_SEARCH", str(DEFAULT_EF_SEARCH))
     if not ef.isdigit() or int(ef) < 1:
         raise CbirError(f"CBIR_EF_SEARCH must be a positive integer, got {ef!r}")
     return Settings(

@@ -33,7 +33,9 @@ BEGIN
         NULL;  -- not the database's owner: PUBLIC's default CONNECT privilege applies
     END;
     GRANT USAGE ON SCHEMA public TO cbir_reader;
-    GRANT SELECT ON images, image_paths, models, embeddings TO cbir_reader;
+    -- Every table so far (earlier-numbered migrations of other features included).
+    GRANT SELECT ON ALL TABLES IN SCHEMA public TO cbir_reader;
+    REVOKE ALL ON schema_migrations FROM cbir_reader;  -- cbir's bookkeeping, not analysts' data
     -- Tables that later migrations create (as the same user) are readable too.
     ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO cbir_reader;
 END

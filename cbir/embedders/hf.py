@@ -4,6 +4,11 @@ Pooling: DINOv2 and ViT-like models use the CLS token of the last hidden state (
 norm), which is what DINOv2's authors use for retrieval; models with a trained pooler head for images
 (CLIP's vision tower, ResNet's global average pool) use `pooler_output`; anything else averages the last
 hidden state over tokens or spatial positions. Rows are L2-normalised, so cosine distance ranks them.
+
+Speed (benchmarks/embed_bench.py, BENCHMARKS.md): float32 runs with PyTorch's SDPA attention. The opt-in
+CBIR_PRECISION=bfloat16 (autocast; fast on CPUs with AMX/AVX512-BF16 and on GPUs) or int8 (dynamic
+quantization of Linear layers, CPU) trades a little precision for speed; BENCHMARKS.md gives the speed-up
+and how far each moves the top-10 neighbours from float32's.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +33,7 @@ from PIL import Image  # noqa: E402
 from cbir.config import CbirError  # noqa: E402
 from cbir.embedders.base import Embedder, l2_normalise  # noqa: E402
 
+PRECISIONS = ("float32", "bfloat16", "int8")
 CLS_MODEL_TYPES = {"dinov2", "dinov2_with_registers", "vit", "deit", "beit", "vit_msn", "vit_mae", "dinov3_vit"}
 
 
@@ -45,6 +52,21 @@ def resolve_source(name: str) -> tuple[str, bool]:
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def precision() -> str:
+    """CBIR_PRECISION: float32 (default), bfloat16 or int8."""
+    value = os.environ.get("CBIR_PRECISION") or "float32"
+    if value not in PRECISIONS:
+        raise CbirError(f"CBIR_PRECISION must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Linear layers with int8 weights and per-batch int8 activations (CPU; VNNI/AMX make it fast)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice points to torchao
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -105,7 +127,14 @@ class HuggingFaceEmbedder(Embedder):
         self.name, local = resolve_source(name)
         self.processor, model = _load(self.name, local)
         self.device = pick_device()
+        self.precision = precision()
         self.model = model.to(self.device).eval()
+        if self.precision == "int8":
+            if self.device.type != "cpu":
+                raise CbirError("CBIR_PRECISION=int8 runs on the CPU only; use bfloat16 on a GPU")
+            self.model = quantize_int8(self.model)
+        if self.precision == "bfloat16":  # matmuls in bf16, softmax and norms kept in float32 by autocast
+            self.forward = torch.autocast(self.device.type, dtype=torch.bfloat16)(self.forward)  # type: ignore[method-assign]
         self.model_type = getattr(model.config, "model_type", "")
         vision = getattr(self.model, "vision_model", None)
         if vision is not None and hasattr(self.model, "get_image_features"):
@@ -142,4 +171,9 @@ class HuggingFaceEmbedder(Embedder):
         return hidden.mean(dim=1)
 
     def info(self) -> dict[str, Any]:
-        return {"source": "huggingface", "model_type": self.model_type, "pooling": self.pooling}
+        return {
+            "source": "huggingface",
+            "model_type": self.model_type,
+            "pooling": self.pooling,
+            "precision": self.precision,
+        }

@@ -1,0 +1,288 @@
+"""How close DINOv2's forward pass runs to this machine's matrix-multiply peak, and what makes it faster.
+
+In one run: the GEMM rate (torch.matmul on 2048x2048 float32, GFLOP/s) and DINOv2 forward rates
+(images/s, 224x224) for several ways of running the same model; the model's FLOPs come from
+torch.utils.flop_counter. Each model measurement is paired with a GEMM measurement taken right before it,
+and the reported ratio (model GFLOP/s / GEMM GFLOP/s) is the median over pairs, so a noisy shared
+machine moves both sides of a ratio together.
+
+Models are randomly initialised with the exact dinov2-small/base architecture (cbir.random_model): the
+cost is the same as the genuine weights'. The faster modes' "agreement" is the overlap of each Caltech-101
+image's top-10 neighbours with float32's, both from the same (random) weights: it measures how much the
+precision change moves the ranking, NOT retrieval quality.
+
+    python benchmarks/embed_bench.py                       # full run
+    python benchmarks/embed_bench.py --quick               # smoke run (tiny model, few settings)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+CALTECH = ROOT.parent / "shared" / "datasets" / "caltech101"
+
+
+def gemm_gflops(seconds: float, n: int = 2048) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(a, b)
+    reps, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        torch.matmul(a, b)
+        reps += 1
+    return 2 * n**3 * reps / elapsed / 1e9
+
+
+def images_per_s(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, seconds: float, warm: bool = True) -> float:
+    if warm:
+        fn(batch)  # warm-up (first call allocates, compiles or plans)
+    reps, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or reps < 1:
+        fn(batch)
+        reps += 1
+    return len(batch) * reps / elapsed
+
+
+def model_flops(model: torch.nn.Module) -> int:
+    """FLOPs of one 224x224 image's forward pass (a multiply-add counts as 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(pixel_values=torch.randn(1, 3, 224, 224))
+    return counter.get_total_flops()
+
+
+def load(path: str, attn: str = "sdpa") -> torch.nn.Module:
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(path, attn_implementation=attn).eval()
+
+
+def runner(model: torch.nn.Module, autocast: torch.dtype | None = None) -> Callable[[torch.Tensor], object]:
+    def run(x: torch.Tensor) -> object:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+            return model(pixel_values=x).last_hidden_state[:, 0]
+
+    return run
+
+
+def channels_last_runner(model: torch.nn.Module) -> Callable[[torch.Tensor], object]:
+    run = runner(model.to(memory_format=torch.channels_last))
+    return lambda x: run(x.contiguous(memory_format=torch.channels_last))
+
+
+def onnx_runner(model: torch.nn.Module, workdir: Path) -> Callable[[torch.Tensor], object] | None:
+    """The model exported to ONNX and run by ONNX Runtime with all graph optimisations, if installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    path = workdir / "model.onnx"
+    x = torch.randn(1, 3, 224, 224)
+
+    class Cls(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            return self.inner(pixel_values=pixel_values).last_hidden_state[:, 0]
+
+    torch.onnx.export(
+        Cls(model),
+        (x,),
+        str(path),
+        input_names=["pixel_values"],
+        output_names=["cls"],
+        dynamic_axes={"pixel_values": {0: "batch"}},
+        dynamo=False,
+    )
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda batch: session.run(None, {"pixel_values": batch.numpy()})[0]
+
+
+def measure(name: str, fn, flops: int, batches: list[int], seconds: float, pairs: int, threads: int) -> dict:
+    """Best batch size by images/s, then `pairs` (GEMM, model) pairs at that batch size for the ratio.
+
+    Both sides of each pair run with the same number of threads.
+    """
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or default_threads)
+    try:
+        return _measure(name, fn, flops, batches, seconds, pairs)
+    finally:
+        torch.set_num_threads(default_threads)
+
+
+def _measure(name: str, fn, flops: int, batches: list[int], seconds: float, pairs: int) -> dict:
+    rates = {b: images_per_s(fn, torch.randn(b, 3, 224, 224), seconds) for b in batches}
+    best = max(rates, key=rates.get)
+    x = torch.randn(best, 3, 224, 224)
+    ratios, ips, gemms = [], [], []
+    for _ in range(pairs):
+        gemm = gemm_gflops(seconds)
+        rate = images_per_s(fn, x, seconds, warm=False)  # warmed while choosing the batch size
+        gemms.append(gemm)
+        ips.append(rate)
+        ratios.append(rate * flops / 1e9 / gemm)
+    row = {
+        "variant": name,
+        "batch": best,
+        "images/s": statistics.median(ips),
+        "model GFLOP/s": statistics.median(ips) * flops / 1e9,
+        "GEMM GFLOP/s": statistics.median(gemms),
+        "ratio": statistics.median(ratios),
+        "by batch": {b: round(r, 2) for b, r in rates.items()},
+    }
+    print(
+        f"{name}: batch {best}, {row['images/s']:.2f} img/s, {row['model GFLOP/s']:.1f} GFLOP/s, "
+        f"GEMM {row['GEMM GFLOP/s']:.1f}, ratio {row['ratio']:.3f}, by batch {row['by batch']}",
+        flush=True,
+    )
+    return row
+
+
+def _compiled(path: str, model, tmp: Path, batch: int):
+    start = time.perf_counter()
+    fn = runner(torch.compile(load(path)))
+    fn(torch.randn(batch, 3, 224, 224))
+    print(f"torch.compile first call {time.perf_counter() - start:.0f}s", flush=True)
+    return "sdpa + torch.compile", 0, fn
+
+
+def _int8(path: str, model, tmp: Path, batch: int):
+    from cbir.embedders.hf import quantize_int8
+
+    return "int8 dynamic (Linear)", 0, runner(quantize_int8(load(path)))
+
+
+# key -> (path, loaded sdpa model, temp dir, largest batch) -> (name, threads (0: default), forward fn or None)
+VARIANTS: dict[str, Callable] = {
+    "eager": lambda path, model, tmp, batch: ("eager attention", 0, runner(load(path, "eager"))),
+    "sdpa": lambda path, model, tmp, batch: ("sdpa attention", 0, runner(model)),
+    "threads1": lambda path, model, tmp, batch: ("sdpa, 1 thread (GEMM too)", 1, runner(model)),
+    "channels_last": lambda path, model, tmp, batch: ("sdpa + channels-last", 0, channels_last_runner(load(path))),
+    "compile": _compiled,
+    "onnx": lambda path, model, tmp, batch: ("ONNX Runtime", 0, onnx_runner(model, tmp)),
+    "bf16": lambda path, model, tmp, batch: ("bf16 autocast", 0, runner(model, torch.bfloat16)),
+    "int8": _int8,
+}
+
+
+def caltech_sample(n: int) -> list[Path]:
+    """n images spread over the categories (every k-th file of the sorted listing), deterministic."""
+    files = sorted(p for p in CALTECH.rglob("*") if p.is_file() and p.suffix.lower() == ".jpg")
+    step = max(1, len(files) // n)
+    return files[::step][:n]
+
+
+def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Mean overlap of each row's top-k cosine neighbours (self excluded) in a and in b."""
+
+    def topk(x: np.ndarray) -> np.ndarray:
+        sims = x @ x.T
+        np.fill_diagonal(sims, -np.inf)
+        return np.argpartition(-sims, k, axis=1)[:, :k]
+
+    ta, tb = topk(a), topk(b)
+    return float(np.mean([len(set(r) & set(s)) / k for r, s in zip(ta, tb, strict=True)]))
+
+
+def agreement(model_dir: str, n_images: int, precisions: list[str]) -> list[dict]:
+    """Embed Caltech-101 images through the product's embedder at each precision; compare with float32."""
+    from PIL import Image
+
+    from cbir.embedders.hf import HuggingFaceEmbedder
+
+    images = [Image.open(p).convert("RGB") for p in caltech_sample(n_images)]
+    out, base = [], None
+    for precision in ["float32", *precisions]:
+        os.environ["CBIR_PRECISION"] = precision
+        embedder = HuggingFaceEmbedder(model_dir)
+        prepared = [embedder.prepare(images[i : i + 32]) for i in range(0, len(images), 32)]
+        start = time.perf_counter()
+        vectors = np.concatenate([embedder.forward(p) for p in prepared])
+        rate = len(images) / (time.perf_counter() - start)
+        if base is None:
+            base, base_rate = vectors, rate
+        out.append(
+            {
+                "precision": precision,
+                "images": len(images),
+                "images/s": rate,
+                "speed vs float32": rate / base_rate,
+                "top-10 overlap with float32": neighbour_overlap(base, vectors),
+                "mean cosine to float32": float(np.mean(np.sum(base * vectors, axis=1))),
+            }
+        )
+        print(out[-1], flush=True)
+    os.environ.pop("CBIR_PRECISION", None)
+    return out
+
+
+def print_table(title: str, rows: list[dict], keys: list[str]) -> None:
+    print(f"\n{title}\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
+    for r in rows:
+        cells = [f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys]
+        print("| " + " | ".join(cells) + " |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="small,base", help="random DINOv2 architectures to time")
+    p.add_argument("--batches", default="1,8,32")
+    p.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    p.add_argument("--pairs", type=int, default=3, help="(GEMM, model) pairs per ratio")
+    p.add_argument("--agreement-images", type=int, default=200)
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"of {','.join(VARIANTS)}")
+    p.add_argument("--base-variants", default="sdpa,bf16,int8", help="variants timed for dinov2-base")
+    p.add_argument("--quick", action="store_true", help="tiny model, one batch size, short timings")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sizes, args.batches, args.seconds, args.pairs, args.agreement_images = "tiny", "2", 0.2, 1, 20
+        args.variants = "eager,sdpa,threads1,bf16,int8"
+    batches = [int(b) for b in args.batches.split(",")]
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.machine()} nproc {os.cpu_count()}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()}")
+    from cbir.random_model import save_random_dinov2
+
+    rows, agree = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes.split(","):
+            path = str(save_random_dinov2(Path(tmp) / size, size=size))
+            model = load(path)
+            flops = model_flops(model)
+            print(f"dinov2-{size}: {flops / 1e9:.2f} GFLOP per 224x224 image", flush=True)
+            chosen = args.variants if size != "base" else args.base_variants
+            for key in chosen.split(","):
+                name, threads, fn = VARIANTS[key](path, model, Path(tmp), batches[-1])
+                if fn is None:
+                    print(f"{name}: not available", flush=True)
+                    continue
+                row = measure(name, fn, flops, batches, args.seconds, args.pairs, threads)
+                rows.append({"model": f"dinov2-{size}", **row})
+            if size != "base":
+                agree += agreement(path, args.agreement_images, ["bfloat16", "int8"])
+    print(f"\nload average at end {os.getloadavg()}")
+    keys = ["model", "variant", "batch", "images/s", "model GFLOP/s", "GEMM GFLOP/s", "ratio"]
+    print_table("Forward pass vs GEMM (ratio = median over paired runs)", rows, keys)
+    keys = ["precision", "images", "images/s", "speed vs float32", "top-10 overlap with float32"]
+    print_table("CBIR_PRECISION through cbir.embedders.hf (random weights: agreement, not quality)", agree, keys)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Each benchmark script runs end to end with its smallest settings, so none of them rots.
+
+These are smoke runs, not timings: their numbers are meaningless and nothing here asserts on speed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(script: str, *args: str, **env: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+    )
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def test_search_bench_smoke(tmp_path: Path) -> None:
+    out = run_bench(
+        "search_bench.py",
+        *("--sizes", "2000", "--queries", "20", "--exact-queries", "3", "--ef", "10,40", "--categories", "10"),
+        *("--home", str(tmp_path / "home"), "--json", str(tmp_path / "r.json")),
+    )
+    assert "| 2,000 | vector | 40 |" in out and "| 2,000 | halfvec | 40 |" in out
+    assert "relaxed_order" in out and (tmp_path / "r.json").exists()
+
+
+def test_embed_bench_smoke() -> None:
+    out = run_bench("embed_bench.py", "--quick")
+    assert "| dinov2-tiny | sdpa attention |" in out
+    assert "| int8 | 20 |" in out and "| bfloat16 | 20 |" in out
+
+
+def test_ingest_bench_smoke() -> None:
+    out = run_bench("ingest_bench.py", "--quick")
+    assert "end-to-end / model only" in out and "round trip / forward" in out
+
+
+def test_umap_fit_smoke() -> None:
+    # JIT off: numba compilation alone takes a minute; the script's logic is what is checked here.
+    out = run_bench("umap_fit.py", "--sizes", "60", "--n-epochs", "5", NUMBA_DISABLE_JIT="1")
+    assert "| 60 |" in out
