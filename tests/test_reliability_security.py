@@ -295,3 +295,28 @@ def test_sql_is_never_built_by_string_formatting() -> None:
                 text = ast.unparse(node.args[0])
                 found.add((str(path.relative_to(ROOT)), "CREATE DATABASE" if "CREATE DATABASE" in text else text))
     assert found == ALLOWED_SQL, found - ALLOWED_SQL
+
+
+def test_reader_reads_every_cbir_table_but_not_migrations(collection: Path) -> None:
+    with db.connect() as conn:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    assert {"images", "embeddings", "schema_migrations"} <= set(tables)
+    for table in tables:
+        if table == "schema_migrations":
+            with pytest.raises(CbirError, match="permission denied"):
+                run_readonly(f"SELECT count(*) FROM {table}")
+        else:
+            assert run_readonly(f"SELECT count(*) FROM {table}").columns == ["count"], table
+
+
+def test_dashboard_never_shows_the_password(collection: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    with_password = db.database_url().replace("postgres:@", "postgres:s3cret-pw@")
+    monkeypatch.setenv("CBIR_DATABASE_URL", with_password)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = "\n".join(str(e.value) for kind in (at.markdown, at.caption, at.info, at.error, at.warning) for e in kind)
+    assert "postgres:***@" in shown and "s3cret" not in shown
+    db.pool(with_password).close()
+    db.pool.cache_clear()
