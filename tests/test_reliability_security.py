@@ -179,8 +179,9 @@ def test_migrations_succeed_without_createrole(fresh_home: Path) -> None:
             applied = [r[0] for r in conn.execute("SELECT name FROM schema_migrations")]
             assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'cbir_reader'").fetchone() == (0,)
         assert "030_reader_role.sql" in applied
-        with pytest.raises(CbirError, match="cannot log in as cbir_reader.*CBIR_READER_URL"):
+        with pytest.raises(CbirError, match="cannot log in as cbir_reader.*CBIR_READER_URL") as off:
             run_readonly("SELECT 1")
+        print(f"\nconsole without the role: {off.value}")
     finally:
         del os.environ["CBIR_DATABASE_URL"]
 
