@@ -7,6 +7,7 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/search.py", title="Search", icon=":material/image_search:"),
     st.Page("pages/inspector.py", title="Inspector", icon=":material/troubleshoot:"),
+    st.Page("pages/duplicates.py", title="Duplicates", icon=":material/content_copy:"),
 ]
 
 st.set_page_config(page_title="cbir", page_icon=":material/image_search:", layout="wide")

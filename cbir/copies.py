@@ -20,7 +20,7 @@ from cbir import store
 from cbir.config import CbirError
 from cbir.evaluate import distance_block, metric_of
 from cbir.images import sha256_of
-from cbir.search import nearest, resolve_query
+from cbir.search import nearest, resolve_model, resolve_query
 
 # Default distance under which two images count as copies, per model (see the README's duplicates table).
 DEFAULT_THRESHOLDS = {"phash": 8.0, "pixels-umap": 0.1}
@@ -153,3 +153,9 @@ def sources(
     found += [(h.id, h.distance, False) for h in hits if h.distance <= threshold]
     members = _members(conn, [i for i, _, _ in found])
     return [Source(i, d, exact, members[i].paths) for i, d, exact in found]
+
+
+def model_for(conn: psycopg.Connection, name: str | None) -> store.Model:
+    """The model copies are judged by: the one named, else phash when stored, else the one search uses."""
+    names = [m.name for m in store.list_models(conn)]
+    return resolve_model(conn, name or ("phash" if "phash" in names else None))

@@ -114,3 +114,17 @@ def test_dupes_bad_input(planted: dict[str, Path], tmp_path: Path) -> None:
     (tmp_path / "notes.jpg").write_text("not an image")
     bad = run_cli("dupes", "--of", str(tmp_path / "notes.jpg"))
     assert bad.returncode == 2 and "not a usable image" in bad.stderr
+
+
+def test_duplicates_page_shows_groups_and_an_uploads_source(planted: dict[str, Path]) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    at.switch_page("pages/duplicates.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Exact duplicates"] == "1" and int(metrics["Resized versions"]) >= 1
+    assert any(str(planted["exact"]) in c.value for c in at.caption)  # the exact group lists both paths
+    at.file_uploader[0].upload("upload.jpg", planted["upload"].read_bytes(), "image/jpeg").run()
+    assert not at.exception and not at.error
+    assert any(str(planted["original"]) in c.value for c in at.code)
