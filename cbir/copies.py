@@ -23,7 +23,7 @@ from cbir.images import sha256_of
 from cbir.search import nearest, resolve_model, resolve_query
 
 # Default distance under which two images count as copies, per model (see the README's duplicates table).
-DEFAULT_THRESHOLDS = {"phash": 8.0, "pixels-umap": 0.1}
+DEFAULT_THRESHOLDS = {"phash": 8.0, "pixels-umap": 0.02}
 DEFAULT_COSINE_THRESHOLD = 0.05  # other (Hugging Face) models: cosine distance
 ASPECT_TOLERANCE = 0.02  # resized versions keep the aspect ratio (within rounding)...
 MIN_SCALE = 1.2  # ... and differ in size by at least this factor
