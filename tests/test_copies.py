@@ -13,6 +13,7 @@ from conftest import ROOT, caltech_files, make_subset, run_cli
 from PIL import ImageOps
 
 from cbir.images import decode
+from cbir.ingest import ingest
 
 spec = importlib.util.spec_from_file_location("duplicates_bench", ROOT / "benchmarks" / "duplicates.py")
 bench = importlib.util.module_from_spec(spec)
@@ -75,7 +76,7 @@ def planted(cbir_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     files["q30"].write_bytes(bench.TRANSFORMS["JPEG q30"](img))
     files["upload"] = root.parent / "brighter-upload.jpg"  # not ingested
     files["upload"].write_bytes(bench.TRANSFORMS["brightness +30%"](img))
-    run_cli("ingest", str(root), "--model", "phash", check=True)
+    ingest([root], "phash", progress=False)
     return files
 
 
