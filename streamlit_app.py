@@ -6,8 +6,10 @@ import streamlit as st
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/search.py", title="Search", icon=":material/image_search:"),
+    st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:"),
     st.Page("pages/inspector.py", title="Inspector", icon=":material/troubleshoot:"),
     st.Page("pages/duplicates.py", title="Duplicates", icon=":material/content_copy:"),
+    st.Page("pages/sql.py", title="SQL", icon=":material/database:"),
 ]
 
 st.set_page_config(page_title="cbir", page_icon=":material/image_search:", layout="wide")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 
 from cbir.config import CbirError, settings
@@ -176,6 +177,26 @@ def dupes(
             typer.echo(f"        {m.width}x{m.height}  {m.path}")
 
 
+@app.command()
+def project(
+    model: ModelOpt = None,
+    n_neighbors: Annotated[
+        str, typer.Option(help="'auto': try 5..100 and keep the best trustworthiness; or a number")
+    ] = "auto",
+    seed: Annotated[int, typer.Option(help="UMAP random_state (fixed, so maps are reproducible)")] = 42,
+) -> None:
+    """Fit the 2-D UMAP map of a model's embeddings for the dashboard, and store it (replacing the old one)."""
+    from cbir import db
+    from cbir.projection import parse_neighbors
+    from cbir.projection import project as run_project
+
+    with db.connect() as conn:
+        p = run_project(conn, model, parse_neighbors(n_neighbors), seed=seed)
+    for k, score in p.scores.items():
+        typer.echo(f"n_neighbors {k:>3}: trustworthiness {score:.4f}{'  <- kept' if k == p.n_neighbors else ''}")
+    typer.echo(f"projected {p.images} images of {p.model} (n_neighbors {p.n_neighbors}) in {p.seconds:.1f}s")
+
+
 @db_app.command("url")
 def db_url() -> None:
     """Print the libpq URL of the database (starting the embedded server if needed), e.g. for psql."""
@@ -218,4 +239,14 @@ def main() -> None:
         app()
     except CbirError as exc:
         print(f"cbir: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except psycopg.OperationalError as exc:  # the server went away mid-command: whole transactions only were kept
+        from cbir.db import describe_location
+
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            f"cbir: error: lost the connection to {describe_location()} ({reason}); "
+            "nothing half-written was kept: run the command again",
+            file=sys.stderr,
+        )
         sys.exit(2)

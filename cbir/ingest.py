@@ -22,7 +22,7 @@ from tqdm import tqdm
 from cbir import db, store
 from cbir.config import CbirError
 from cbir.embedders import Embedder, get_embedder
-from cbir.images import BadImage, decode, sha256_of, thumbnail_jpeg
+from cbir.images import BadImage, decode, read_image_file, sha256_of, thumbnail_jpeg
 
 
 @dataclass
@@ -87,11 +87,6 @@ def category_of(path: Path, label: str) -> str | None:
     raise CbirError(f"--label must be 'folder' or 'none', got {label!r}")
 
 
-def _read(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
 def _process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label: str) -> _Chunk:
     """Read, hash and decode one batch of files and prepare the new ones for the model."""
     outcomes, pictures = [], []
@@ -99,9 +94,9 @@ def _process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label
         outcome = _Outcome(path=display_path(path))
         outcomes.append(outcome)
         try:
-            data = _read(path)
-        except OSError as exc:
-            outcome.error = f"cannot read: {exc.strerror or exc}"
+            data = read_image_file(path)
+        except BadImage as exc:
+            outcome.error = str(exc)
             continue
         outcome.sha256 = sha256_of(data)
         if outcome.sha256 in known:

@@ -5,12 +5,16 @@ The tiny model is random: these tests check that the pages work, never what the 
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT, caltech_files
 from streamlit.testing.v1 import AppTest
 
+from cbir import db, projection
 from cbir.ingest import ingest
 
 APP = str(ROOT / "streamlit_app.py")
@@ -114,3 +118,89 @@ def test_stored_image_query_with_category_filter(populated) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Query category"] == "airplanes"
     assert not any(label.startswith("precision@") for label in metrics)  # meaningless under a filter
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def values(field: list | dict) -> list:
+    """A trace's data: plotly sends numpy arrays as base64 typed arrays ({"dtype", "bdata"})."""
+    if isinstance(field, dict):
+        return np.frombuffer(base64.b64decode(field["bdata"]), dtype=field["dtype"]).tolist()
+    return field
+
+
+def test_map_without_a_projection_offers_to_fit(populated) -> None:
+    at = page("map")
+    assert "No map yet" in texts(at) and "cbir project" in texts(at)
+    assert at.button[0].label.startswith("Fit the map now")
+    assert not figures(at)
+
+
+@pytest.fixture(scope="module")
+def mapped(populated) -> projection.Projection:
+    with db.connect() as conn:
+        return projection.project(conn, n_neighbors=5, progress=False)
+
+
+def test_map_shows_every_image_coloured_by_category(mapped) -> None:
+    at = page("map")
+    main, trust = figures(at)
+    scatter = main["data"][0]
+    assert scatter["type"] == "scattergl" and len(values(scatter["x"])) == 24
+    assert len(set(scatter["marker"]["color"])) == 3  # one colour per category
+    assert any("elephant<br>" in t for t in scatter["text"])  # hover: category and path
+    assert [d["name"] for d in main["data"]] == ["images"]  # no query yet
+    assert values(trust["data"][0]["x"]) == [5]
+    assert "24 images, UMAP n_neighbors=5" in texts(at)
+
+
+def test_map_highlights_the_latest_query_and_its_neighbours(mapped) -> None:
+    new_rhino = caltech_files("rhino", 12)[-1]  # not stored: placed with the fitted UMAP
+    at = page("search")
+    at.file_uploader[0].upload(new_rhino.name, new_rhino.read_bytes(), "image/jpeg")
+    at.slider[0].set_value(4)
+    at.run()
+    hits = at.session_state["last_answer"].hits
+    at.switch_page("pages/map.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    main = figures(at)[0]
+    traces = {d["name"]: d for d in main["data"]}
+    assert set(traces) == {"images", "neighbours", "query"}
+    assert len(values(traces["neighbours"]["x"])) == len(hits) == 4
+    xs, ys = values(main["data"][0]["x"]), values(main["data"][0]["y"])
+    qx, qy = values(traces["query"]["x"])[0], values(traces["query"]["y"])[0]
+    assert min(xs) - 1 <= qx <= max(xs) + 1 and min(ys) - 1 <= qy <= max(ys) + 1  # on the map, not elsewhere
+
+
+def run_sql(text: str) -> AppTest:
+    at = page("sql")
+    at.text_area[0].input(text)
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_sql_example_runs_as_a_table_with_csv_download(populated) -> None:
+    at = page("sql")
+    at.selectbox[0].set_value("Category centroids and their distances").run()
+    assert "avg(e.embedding)" in at.text_area[0].value
+    at.button[0].click().run()
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["category_a", "category_b", "cosine_distance"] and len(table) == 3  # 3 pairs
+    csv = at.get("download_button")[0]
+    assert csv.proto.label == "Download CSV"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["DELETE FROM images", "WITH gone AS (DELETE FROM images RETURNING id) SELECT count(*) FROM gone"],
+)
+def test_sql_write_is_refused_with_an_error(populated, statement: str) -> None:
+    at = run_sql(statement)
+    assert len(at.error) == 1 and ("not allowed" in at.error[0].value or "refused" in at.error[0].value)
+    assert not at.dataframe
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM images").fetchone()[0] == 24  # nothing lost
