@@ -8,6 +8,7 @@ PAGES = [
     st.Page("pages/search.py", title="Search", icon=":material/image_search:"),
     st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:"),
     st.Page("pages/inspector.py", title="Inspector", icon=":material/troubleshoot:"),
+    st.Page("pages/duplicates.py", title="Duplicates", icon=":material/content_copy:"),
     st.Page("pages/sql.py", title="SQL", icon=":material/database:"),
 ]
 

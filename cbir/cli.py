@@ -120,6 +120,64 @@ def evaluate(
 
 
 @app.command()
+def dupes(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model whose distances define copies")] = "phash",
+    threshold: Annotated[
+        float | None, typer.Option(help="Largest distance between copies (default: per model, phash 8 bits)")
+    ] = None,
+    of: Annotated[Path | None, typer.Option("--of", help="Where did this image come from: its stored sources")] = None,
+    limit: Annotated[int, typer.Option(help="Groups to print (--json: all)")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Exact duplicates (same bytes), near-duplicates and resized versions; or, with --of, a copy's source."""
+    from dataclasses import asdict
+
+    from cbir import copies, db
+    from cbir.search import resolve_model
+
+    with db.connect() as conn:
+        model_row = resolve_model(conn, model)
+        limit_t = copies.default_threshold(model_row.name) if threshold is None else threshold
+        if of is not None:
+            try:
+                data = of.read_bytes()
+            except OSError as exc:
+                raise CbirError(f"cannot read {of}: {exc.strerror or exc}") from None
+            found = copies.sources(conn, model_row, data, threshold)
+            if as_json:
+                typer.echo(
+                    json.dumps(
+                        {"model": model_row.name, "threshold": limit_t, "sources": [asdict(s) for s in found]}, indent=2
+                    )
+                )
+                return
+            if not found:
+                typer.echo(f"no stored image within {limit_t:g} of {of} under {model_row.name}")
+            for s in found:
+                what = "same bytes as" if s.exact else f"distance {s.distance:g} from"
+                typer.echo(f"{what} image {s.id}: " + ", ".join(s.paths))
+            return
+        exact = copies.exact_duplicates(conn)
+        groups = copies.near_duplicates(conn, model_row, threshold)
+    if as_json:
+        payload = {"model": model_row.name, "threshold": limit_t, "exact": [g.as_dict() for g in exact]}
+        typer.echo(json.dumps(payload | {"groups": [g.as_dict() for g in groups]}, indent=2))
+        return
+    typer.echo(f"exact duplicates (the same bytes at several paths): {len(exact)}")
+    for g in exact[:limit]:
+        typer.echo("  " + " = ".join(g.members[0].paths))
+    resized = sum(g.kind == "resized" for g in groups)
+    typer.echo(
+        f"near-duplicate groups under {model_row.name} (distance <= {limit_t:g}): {len(groups)}, "
+        f"{resized} of them resized versions, {sum(len(g.members) for g in groups)} images"
+    )
+    for n, g in enumerate(groups[:limit], 1):
+        typer.echo(f"{n:>4}  {g.kind}, {len(g.members)} images, max distance {g.max_distance:g}")
+        for m in g.members:
+            typer.echo(f"        {m.width}x{m.height}  {m.path}")
+
+
+@app.command()
 def project(
     model: ModelOpt = None,
     n_neighbors: Annotated[

@@ -12,6 +12,7 @@ from sklearn.metrics import average_precision_score
 
 from cbir import db
 from cbir.evaluate import Ranking, confusions, distance_block, metric_keys, rank_leave_one_out
+from cbir.ingest import ingest
 from cbir.metrics import average_precision, precision_at_k
 from cbir.search import search
 
@@ -96,8 +97,8 @@ def test_confusion_ranking_on_a_hand_made_case() -> None:
 @pytest.fixture(scope="module")
 def collection(cbir_home: Path, tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> Path:
     root = make_subset(tmp_path_factory.mktemp("photos"), CATEGORIES)
-    run_cli("ingest", str(root), "--model", "phash", check=True)
-    run_cli("ingest", str(root), "--model", tiny_model, check=True)
+    ingest([root], "phash", progress=False)
+    ingest([root], tiny_model, progress=False)
     return root
 
 
