@@ -265,7 +265,7 @@ def test_uploaded_bytes_never_reach_sql_or_disk(collection: Path, cbir_home: Pat
     assert written and not [p for p in written if marker.encode() in p.read_bytes()]
 
 
-SOURCES = sorted({*ROOT.glob("cbir/**/*.py"), *ROOT.glob("pages/*.py"), *ROOT.glob("*.py")})
+SOURCES = sorted({*ROOT.glob("cbir/**/*.py"), *ROOT.glob("app_pages/*.py"), *ROOT.glob("*.py")})
 SQL_CALLS = {"execute", "executemany", "stream", "SQL"}
 ALLOWED_SQL = {("cbir/db.py", "CREATE DATABASE")}  # formats in a constant name, never a value
 
