@@ -19,10 +19,11 @@ import pytest
 from conftest import CALTECH, caltech_files, make_subset, run_cli
 from PIL import Image
 
-from cbir import db
+from cbir import db, sql_console
 from cbir.config import CbirError
 from cbir.ingest import display_path, ingest
 from cbir.search import search
+from cbir.sql_console import run_readonly
 
 
 def ingest_cmd(model: str, *folders: Path, batch_size: int = 2) -> list[str]:
@@ -121,6 +122,7 @@ def test_killed_server_restarts_on_next_use(cbir_home: Path) -> None:
     pool = db.pool()
     with pool.connection() as conn:
         images = conn.execute("SELECT count(*) FROM images").fetchone()[0]
+    assert run_readonly("SELECT count(*) FROM images").rows == [(images,)]  # opens the SQL console's pool
     pid = int((cbir_home / "pgdata" / "postmaster.pid").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
     status = run_cli("db", "status", timeout=120)
@@ -128,8 +130,11 @@ def test_killed_server_restarts_on_next_use(cbir_home: Path) -> None:
     assert f"images:     {images} " in status.stdout
     with pool.connection() as conn:  # the dashboard's pool drops dead connections and reconnects
         assert conn.execute("SELECT count(*) FROM images").fetchone()[0] == images
+    assert run_readonly("SELECT count(*) FROM images").rows == [(images,)]  # and the console's
     pool.close()
     db.pool.cache_clear()
+    sql_console.reader_pool().close()
+    sql_console._reader_pool.cache_clear()
 
 
 def test_overlapping_ingests_at_once(fresh_home: Path, tiny_model: str, tmp_path: Path) -> None:
