@@ -22,6 +22,7 @@ class Settings:
     database_url: str | None
     model: str
     ef_search: int
+    reader_url: str | None = None  # how the SQL console logs in as cbir_reader (default: derived)
 
     @property
     def pgdata(self) -> Path:
@@ -39,4 +40,5 @@ def settings() -> Settings:
         database_url=os.environ.get("CBIR_DATABASE_URL") or None,
         model=os.environ.get("CBIR_MODEL") or DEFAULT_MODEL,
         ef_search=int(ef),
+        reader_url=os.environ.get("CBIR_READER_URL") or None,
     )

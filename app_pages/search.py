@@ -1,0 +1,88 @@
+"""Search: query by upload, by a stored image or by a path; the nearest images as a grid of thumbnails."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from cbir import collection, ui
+from cbir.config import CbirError
+from cbir.lookup import lookup
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+ALL = "(all categories)"
+UNKNOWN = "(unknown)"
+
+st.title("Search")
+try:
+    with ui.connection() as conn:
+        models = collection.model_names(conn)
+        default = collection.default_model(conn)
+        categories = collection.categories(conn)
+except CbirError as exc:
+    ui.fail(exc)
+
+if not models:
+    st.info("Nothing to search yet: run `cbir ingest PATH --model MODEL` first, then reload.")
+    st.stop()
+
+left, right = st.columns([2, 1])
+with right:
+    model = st.selectbox("Model", models, index=models.index(default)) if len(models) > 1 else models[0]
+    k = st.slider("Results (k)", 1, 50, 10)
+    only = st.selectbox("Only category", [ALL, *categories])
+with left:
+    source = st.radio("Query by", ["Upload", "Stored image", "Path"], horizontal=True)
+    query: bytes | int | str | None = None
+    query_category = None
+    if source == "Upload":
+        upload = st.file_uploader("Image", type=UPLOAD_TYPES)
+        query = upload.getvalue() if upload else None
+        label = st.selectbox("Its category, if known (for precision@k)", [UNKNOWN, *categories])
+        query_category = None if label == UNKNOWN else label
+    elif source == "Stored image":
+        category = st.selectbox("Category", categories) if categories else None
+        with ui.connection() as conn:
+            rows = collection.images_in(conn, category)
+        picked = st.selectbox("Image", rows, format_func=lambda r: Path(r.path).name)
+        query = picked.id if picked else None
+    else:
+        query = st.text_input("Image path (on the server)").strip() or None
+
+if query is None:
+    st.info("Upload an image, pick a stored one, or give a path.")
+    st.stop()
+
+try:
+    if not isinstance(query, int):
+        ui.embedder(model)  # a new image may need the model: load it once per server, not per query
+    with ui.connection() as conn:
+        answer = lookup(
+            conn, query, k=k, model=model, category=None if only == ALL else only, query_category=query_category
+        )
+except CbirError as exc:
+    ui.fail(exc)
+st.session_state[ui.ANSWER_KEY] = answer
+
+shown, stats = st.columns([1, 4])
+if answer.thumbnail:
+    shown.image(answer.thumbnail, caption="query", width=160)
+with stats:
+    a, b, c = st.columns(3)
+    a.metric("Results", len(answer.hits))
+    b.metric("Query category", answer.category or "unknown")
+    if answer.precision is not None:
+        c.metric(f"precision@{len(answer.hits)}", f"{answer.precision:.2f}")
+    st.caption(
+        f"{answer.seconds * 1000:.0f} ms with {answer.model}; cosine distance, 0 = same direction."
+        + (" The query image itself is left out of its results." if answer.image_id else "")
+    )
+
+if not answer.hits:
+    st.warning("No stored images match this filter.")
+    st.stop()
+with ui.connection() as conn:
+    ui.thumbnail_grid(
+        conn,
+        [h.id for h in answer.hits],
+        {h.id: f"#{n} · {h.distance:.4f} · {h.category or '-'}  \n{h.path}" for n, h in enumerate(answer.hits, 1)},
+    )

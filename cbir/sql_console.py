@@ -1,0 +1,226 @@
+"""Run an analyst's SQL safely: one read-only statement, as a role that can only read the cbir tables.
+
+Safety rests on the database, not on parsing the text:
+- the connection logs in as `cbir_reader` (migrations/030_reader_role.sql), which holds SELECT on the cbir
+  tables and nothing else, so even a statement that escapes the checks below can change nothing;
+- every query runs in a READ ONLY transaction with a statement timeout, and is always rolled back;
+- the text goes through a server-side cursor (DECLARE ... CURSOR FOR), which the server accepts for one
+  SELECT/VALUES/TABLE/WITH query only and which psycopg sends with the extended protocol, which refuses
+  several statements; rows are fetched up to the limit, so a huge result never reaches memory.
+The keyword check in front only turns the common refusals into a clear message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import errors, sql
+from psycopg_pool import ConnectionPool
+
+from cbir import db
+from cbir.config import CbirError, settings
+
+READER_ROLE = "cbir_reader"
+_QUERY_WORDS = {"SELECT", "WITH", "VALUES", "TABLE"}  # run through a server-side cursor
+_PLAN_WORDS = {"EXPLAIN", "SHOW"}  # small outputs, run as one prepared statement
+_COMMENTS = re.compile(r"\s+|--[^\n]*(\n|$)|/\*.*?\*/", re.DOTALL)
+
+_MODEL = "(SELECT min(id) FROM models WHERE kind = 'vector')"
+EXAMPLES: dict[str, str] = {
+    "Nearest neighbours of an image": f"""-- The 10 images nearest to one image (exact scan)
+WITH q AS (
+    SELECT model_id, image_id, embedding FROM embeddings
+    WHERE model_id = {_MODEL} ORDER BY image_id LIMIT 1
+)
+SELECT i.id, i.category, i.path, e.embedding <=> q.embedding AS cosine_distance
+FROM q
+JOIN embeddings e ON e.model_id = q.model_id AND e.image_id <> q.image_id
+JOIN images i ON i.id = e.image_id
+ORDER BY cosine_distance
+LIMIT 10""",
+    "Category centroids and their distances": f"""-- Each category's mean embedding; closest pairs first
+WITH c AS (
+    SELECT i.category, avg(e.embedding) AS centroid, count(*) AS images
+    FROM embeddings e JOIN images i ON i.id = e.image_id
+    WHERE e.model_id = {_MODEL} AND i.category IS NOT NULL
+    GROUP BY i.category
+)
+SELECT a.category AS category_a, b.category AS category_b, a.centroid <=> b.centroid AS cosine_distance
+FROM c a JOIN c b ON a.category < b.category
+ORDER BY cosine_distance
+LIMIT 50""",
+    "Images farthest from their category centroid": f"""-- Outliers: images least like the rest of their category
+WITH c AS (
+    SELECT i.category, avg(e.embedding) AS centroid
+    FROM embeddings e JOIN images i ON i.id = e.image_id
+    WHERE e.model_id = {_MODEL} AND i.category IS NOT NULL
+    GROUP BY i.category
+)
+SELECT i.id, i.category, i.path, e.embedding <=> c.centroid AS distance_to_centroid
+FROM embeddings e
+JOIN images i ON i.id = e.image_id
+JOIN c ON c.category = i.category
+WHERE e.model_id = {_MODEL}
+ORDER BY distance_to_centroid DESC
+LIMIT 20""",
+    "Images per category": """-- How many images each category holds, and their typical size
+SELECT category, count(*) AS images, round(avg(width)) AS avg_width, round(avg(height)) AS avg_height
+FROM images
+GROUP BY category
+ORDER BY images DESC""",
+    "Images found at several paths": """-- Byte-identical copies: one image row, several paths
+SELECT i.id, i.category, count(*) AS paths, array_agg(p.path ORDER BY p.path) AS all_paths
+FROM images i JOIN image_paths p ON p.image_id = i.id
+GROUP BY i.id
+HAVING count(*) > 1
+ORDER BY paths DESC""",
+}
+
+
+@dataclass
+class SqlResult:
+    columns: list[str]
+    rows: list[tuple]
+    truncated: bool  # True when more than row_limit rows existed
+
+
+def first_keyword(text: str) -> str:
+    """The statement's first word, upper-case, after leading comments, whitespace and parentheses."""
+    rest = text
+    while True:
+        match = _COMMENTS.match(rest)
+        if not match or not match.group(0):
+            break
+        rest = rest[match.end() :]
+    word = re.match(r"[(\s]*([A-Za-z_]+)", rest)
+    return word.group(1).upper() if word else ""
+
+
+def _check_text(text: str) -> tuple[str, str]:
+    """The statement without trailing semicolons and its first keyword; refuses what can never run here."""
+    statement = text.strip().rstrip(";").rstrip()
+    keyword = first_keyword(statement)
+    if not keyword:
+        raise CbirError("empty query: write one SELECT statement")
+    if keyword not in _QUERY_WORDS | _PLAN_WORDS:
+        raise CbirError(
+            f"{keyword} is not allowed: the SQL console runs one read-only query "
+            f"(SELECT, WITH, VALUES, TABLE, EXPLAIN or SHOW)"
+        )
+    return statement, keyword
+
+
+def reader_url() -> str:
+    """How to log in as cbir_reader: CBIR_READER_URL, else the database's URL with that user and no password."""
+    explicit = settings().reader_url
+    if explicit:
+        return explicit
+    url = db.database_url()
+    with db.connect(url):
+        pass  # the role comes with the migrations
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{READER_ROLE}@{host}"))
+
+
+def _reader_connect_error(url: str, exc: Exception) -> CbirError:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CbirError(
+        f"the SQL console cannot log in as {READER_ROLE} at {db.describe_url(url)} ({message}). "
+        f"Where cbir may not create roles, an administrator runs migrations/030_reader_role.sql, "
+        f"sets a password for {READER_ROLE} and you set CBIR_READER_URL"
+    )
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    register_vector(conn)
+
+
+def reader_pool(url: str | None = None) -> ConnectionPool:
+    """Connections logged in as cbir_reader, shared by the dashboard's sessions (one pool per URL)."""
+    return _reader_pool(url or reader_url())
+
+
+@cache
+def _reader_pool(url: str, max_size: int = 4) -> ConnectionPool:
+    try:
+        psycopg.connect(url, connect_timeout=10).close()  # fail now, with a clear message
+    except psycopg.Error as exc:
+        raise _reader_connect_error(url, exc) from None
+    p = ConnectionPool(
+        url, min_size=1, max_size=max_size, configure=_configure, kwargs={"autocommit": True}, open=False
+    )
+    p.open(wait=True, timeout=30)
+    return p
+
+
+def _fetch(conn: psycopg.Connection, statement: str, keyword: str, row_limit: int) -> SqlResult:
+    if keyword in _PLAN_WORDS:
+        cur = conn.cursor()
+        cur.execute(statement, prepare=True)  # extended protocol: one statement only
+        rows = cur.fetchmany(row_limit + 1)
+    else:
+        cur = conn.cursor(name="cbir_console")  # DECLARE: one query only, rows fetched on demand
+        cur.execute(statement)
+        rows = cur.fetchmany(row_limit + 1)
+    columns = [c.name for c in cur.description or []]
+    cur.close()
+    return SqlResult(columns=columns, rows=[tuple(r) for r in rows[:row_limit]], truncated=len(rows) > row_limit)
+
+
+def _explain(exc: psycopg.Error, timeout_ms: int) -> CbirError:
+    """A one-line message for a refused or failed query."""
+    first = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+    if isinstance(exc, errors.QueryCanceled):
+        return CbirError(f"query cancelled: it ran longer than the {timeout_ms} ms statement timeout")
+    if isinstance(exc, errors.InsufficientPrivilege | errors.ReadOnlySqlTransaction):
+        return CbirError(f"refused: {first} (the SQL console is read-only)")
+    if isinstance(exc, errors.SyntaxError) and "multiple commands" in first:
+        return CbirError("refused: several statements in one text; the SQL console runs one query at a time")
+    if isinstance(exc, errors.FeatureNotSupported) and "data-modifying" in first:
+        return CbirError("refused: INSERT, UPDATE or DELETE inside WITH (the SQL console is read-only)")
+    return CbirError(f"query failed: {first}")
+
+
+def _is_reader(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT session_user = %s", (READER_ROLE,)).fetchone()[0]
+
+
+def _run(conn: psycopg.Connection, statement: str, keyword: str, row_limit: int, timeout_ms: int) -> SqlResult:
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE or not conn.autocommit:
+        raise CbirError("run_readonly needs an idle connection in autocommit mode")
+    if not _is_reader(conn):
+        raise CbirError(f"run_readonly needs a connection logged in as {READER_ROLE} (pass none to get one)")
+    try:
+        with conn.transaction():
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(int(timeout_ms))))
+            result = _fetch(conn, statement, keyword, row_limit)
+            raise psycopg.Rollback()  # never commit anything, whatever the text did
+    except psycopg.Error as exc:
+        raise _explain(exc, timeout_ms) from None
+    finally:
+        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock_all()")  # session locks would outlive the rollback
+    return result
+
+
+def run_readonly(
+    text: str, *, row_limit: int = 1000, timeout_ms: int = 5000, conn: psycopg.Connection | None = None
+) -> SqlResult:
+    """Run ONE statement as the read-only role cbir_reader inside a read-only transaction with a statement
+    timeout; raises cbir.config.CbirError with a one-line message on refusal, error or timeout."""
+    if row_limit < 1 or timeout_ms < 1:
+        raise CbirError("row_limit and timeout_ms must be positive")
+    statement, keyword = _check_text(text)
+    if conn is not None:
+        return _run(conn, statement, keyword, row_limit, timeout_ms)
+    with reader_pool().connection() as pooled:
+        return _run(pooled, statement, keyword, row_limit, timeout_ms)

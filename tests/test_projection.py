@@ -1,0 +1,75 @@
+"""`cbir project`: UMAP maps stored in the database, scored by trustworthiness, and new queries placed on them.
+
+One UMAP compile per test process (~40 s) is the cost; the maps use 24 real photos and the tiny random model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import caltech_files, run_cli
+from sklearn.manifold import trustworthiness
+
+from cbir import db, projection
+from cbir.ingest import ingest
+from cbir.search import resolve_model
+
+CATEGORIES = {"elephant": 8, "rhino": 8, "airplanes": 8}
+
+
+@pytest.fixture(scope="module")
+def fitted(cbir_home: Path, tiny_model: str) -> projection.Projection:
+    files = [f for c, n in CATEGORIES.items() for f in caltech_files(c, n)]
+    ingest(files, tiny_model, batch_size=8, progress=False)
+    with db.connect() as conn:
+        return projection.project(conn, n_neighbors="auto", progress=False)
+
+
+def test_auto_tries_each_n_neighbors_and_keeps_the_most_trustworthy(fitted: projection.Projection) -> None:
+    assert sorted(fitted.scores) == [5, 10, 15]  # the grid values below 24 images
+    assert fitted.n_neighbors == max(fitted.scores, key=fitted.scores.get)
+    assert all(0.0 <= s <= 1.0 for s in fitted.scores.values())
+    assert fitted.images == 24 and fitted.min_dist == 0.0
+    assert fitted.params["n_components"] == 2 and fitted.params["random_state"] == projection.SEED
+
+
+def test_stored_score_matches_an_independent_trustworthiness(fitted: projection.Projection) -> None:
+    with db.connect() as conn:
+        model = resolve_model(conn, None)
+        ids, vectors = projection.load_vectors(conn, model)
+        points = projection.points(conn, fitted.id)
+    assert np.array_equal(points.ids, ids)  # every embedded image is on the map, once
+    coords = np.column_stack([points.x, points.y])
+    expected = trustworthiness(vectors, coords, n_neighbors=5)  # 24 points: the sample is all of them
+    assert fitted.scores[fitted.n_neighbors] == pytest.approx(expected, abs=1e-5)
+
+
+def test_reducer_round_trip_places_a_stored_image_at_its_own_point(fitted: projection.Projection) -> None:
+    with db.connect() as conn:
+        model = resolve_model(conn, None)
+        ids, vectors = projection.load_vectors(conn, model)
+        points = projection.points(conn, fitted.id)
+        reducer = projection.load_reducer(conn, fitted.id)  # unpickled from the database
+    coords = np.column_stack([points.x, points.y])
+    spread = np.linalg.norm(coords.max(axis=0) - coords.min(axis=0))
+    for row in (0, 12, 23):
+        x, y = projection.place(reducer, vectors[row])
+        assert np.linalg.norm(coords[row] - (x, y)) < 0.25 * spread
+
+
+def test_refit_replaces_the_map(fitted: projection.Projection) -> None:
+    with db.connect() as conn:
+        again = projection.project(conn, n_neighbors=6, progress=False)
+        assert list(again.scores) == [6] and again.n_neighbors == 6
+        assert projection.latest(conn, again.model).id == again.id != fitted.id
+        left = conn.execute("SELECT count(*), count(DISTINCT projection_id) FROM projection_points").fetchone()
+    assert left == (24, 1)
+
+
+def test_cli_rejects_bad_n_neighbors_in_one_line(fitted: projection.Projection) -> None:
+    for value, message in (("many", "must be 'auto' or a whole number"), ("24", "between 2 and 23")):
+        proc = run_cli("project", "--n-neighbors", value)
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
