@@ -87,7 +87,7 @@ def evaluate(
     k: Annotated[int, typer.Option("--k", "-k", help="Neighbours per query for mAP@k and confusions")] = 10,
     queries: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N queries")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the query sample and of tie-breaking")] = 0,
-    top: Annotated[int, typer.Option(help="Confused category pairs to print (--json: all of them)")] = 10,
+    top: Annotated[int, typer.Option(help="Most confused category pairs to show (0: all; all are stored)")] = 10,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (an object, or an array for several models)")
     ] = False,
@@ -97,6 +97,9 @@ def evaluate(
     from cbir.evaluate import metric_keys
 
     reports = run_eval(model, k=k, sample=queries, seed=seed)
+    for r in reports:
+        r["confused_pairs"] = len(r["confusions"])
+        r["confusions"] = r["confusions"][:top] if top > 0 else r["confusions"]
     if as_json:
         typer.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
         return
@@ -112,7 +115,7 @@ def evaluate(
         worst = sorted(r["categories"], key=lambda c: c["mAP"])[:5]
         typer.echo("worst categories (mAP): " + ", ".join(f"{c['category']} {c['mAP']:.3f}" for c in worst))
         typer.echo(f"most confused pairs (A's queries with top-{k} neighbours in B):")
-        for rank, p in enumerate(r["confusions"][:top], 1):
+        for rank, p in enumerate(r["confusions"], 1):
             typer.echo(
                 f"{rank:>4}  {p['category']} -> {p['other']}: {p['neighbours']} neighbours "
                 f"({p['rate']:.1%} of A's, {p['lift']:.1f}x chance), {p['queries']} queries"

@@ -126,7 +126,7 @@ def test_eval_json_shape_and_storage(collection: Path) -> None:
             {"r": report["run_id"]},
         ).fetchone()
     assert run[:2] == (10, 24) and run[2] == report["overall"]
-    assert stored == (3, 24 * 10, len(report["confusions"]))
+    assert stored == (3, 24 * 10, report["confused_pairs"]) and len(report["confusions"]) <= 10
 
 
 def test_eval_neighbours_match_the_index_search(collection: Path, tiny_model: str) -> None:
