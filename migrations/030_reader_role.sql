@@ -10,6 +10,8 @@
 -- Creating a role needs CREATEROLE. Where CBIR_DATABASE_URL's user lacks it, this migration still succeeds
 -- (with a notice) so the rest of cbir works; the SQL console then says the role is missing.
 DO $$
+DECLARE
+    t record;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cbir_reader') THEN
         BEGIN
@@ -33,9 +35,14 @@ BEGIN
         NULL;  -- not the database's owner: PUBLIC's default CONNECT privilege applies
     END;
     GRANT USAGE ON SCHEMA public TO cbir_reader;
-    -- Every table so far (earlier-numbered migrations of other features included).
-    GRANT SELECT ON ALL TABLES IN SCHEMA public TO cbir_reader;
-    REVOKE ALL ON schema_migrations FROM cbir_reader;  -- cbir's bookkeeping, not analysts' data
+    -- Every table of ours so far (earlier-numbered migrations of other features included), but not
+    -- schema_migrations (cbir's bookkeeping) nor another owner's tables in a shared schema.
+    FOR t IN
+        SELECT tablename FROM pg_tables
+        WHERE schemaname = 'public' AND tableowner = current_user AND tablename <> 'schema_migrations'
+    LOOP
+        EXECUTE format('GRANT SELECT ON public.%I TO cbir_reader', t.tablename);
+    END LOOP;
     -- Tables that later migrations create (as the same user) are readable too.
     ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO cbir_reader;
 END

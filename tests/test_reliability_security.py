@@ -383,3 +383,27 @@ def test_dashboard_listens_on_loopback_only(collection: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_migrations_leave_other_owners_tables_alone(collection: Path, cbir_home: Path) -> None:
+    """On a shared database, cbir grants cbir_reader its own tables only: another owner's table is no error."""
+    admin = db._embedded_server().get_uri()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CREATE ROLE shared_owner LOGIN NOCREATEROLE NOSUPERUSER")
+        conn.execute("CREATE DATABASE shared OWNER shared_owner")
+    with psycopg.connect(db._with_database(admin, "shared"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")
+        conn.execute("CREATE TABLE public.payroll (salary int)")  # the superuser's, not shared_owner's
+    host = quote(str(cbir_home / "pgdata"))
+    os.environ["CBIR_DATABASE_URL"] = f"postgresql://shared_owner@/shared?host={host}"
+    os.environ["CBIR_READER_URL"] = f"postgresql://cbir_reader@/shared?host={host}"
+    try:
+        with db.connect() as conn:
+            applied = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+        assert {"030_reader_role.sql", "031_reader_grants.sql"} <= applied
+        assert run_readonly("SELECT count(*) FROM images").rows == [(0,)]
+        with pytest.raises(CbirError, match="permission denied for table payroll"):
+            run_readonly("SELECT * FROM payroll")
+    finally:
+        sql_console._reader_pool(os.environ.pop("CBIR_READER_URL")).close()
+        del os.environ["CBIR_DATABASE_URL"]
