@@ -84,6 +84,7 @@ def test_pixels_umap_fits_on_the_whole_collection(umap_report) -> None:
         info = conn.execute("SELECT info FROM models WHERE id = %s", (model.id,)).fetchone()[0]
     assert stored == n and (model.dim, model.metric) == (N_COMPONENTS, "l2")
     assert info["fitted_on"] == n and info["min_dist"] == 0.0
+    assert 0.5 < info["trustworthiness"]["score"] <= 1 and info["trustworthiness"]["sample"] == n
     plan = _plan(model, np.zeros(N_COMPONENTS, dtype=np.float32))
     assert f"Index Scan using embeddings_hnsw_model_{model.id}" in plan, plan
     assert f"Order By: ((embedding)::vector({N_COMPONENTS}) <-> " in plan, plan
