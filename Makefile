@@ -17,3 +17,8 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+.PHONY: demo
+# One-command demo: env, database, sample collection, map, dashboard (see README, "Dashboard").
+demo:
+	scripts/demo.sh

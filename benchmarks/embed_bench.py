@@ -18,16 +18,21 @@ precision change moves the ranking, NOT retrieval quality.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as cbir.embedders.hf sets it; must precede torch
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CALTECH = ROOT.parent / "shared" / "datasets" / "caltech101"
@@ -183,6 +188,39 @@ VARIANTS: dict[str, Callable] = {
 }
 
 
+def policy_worker(model_dir: str, batch: int, seconds: float, pairs: int) -> None:
+    """In a fresh process (the wait policy is read when torch loads): paired GEMM and model rates, as JSON."""
+    model = load(model_dir)
+    fn, x = runner(model), torch.randn(batch, 3, 224, 224)
+    flops = model_flops(model)
+    fn(x)
+    rows = [(gemm_gflops(seconds), images_per_s(fn, x, seconds, warm=False)) for _ in range(pairs)]
+    print(json.dumps({"rows": rows, "flops": flops}))
+
+
+def wait_policies(model_dir: str, batch: int, seconds: float, pairs: int) -> list[dict]:
+    """OpenMP's default (threads spin while waiting) against PASSIVE (threads sleep), same run."""
+    out = []
+    for policy in ("ACTIVE", "PASSIVE"):
+        cmd = [sys.executable, __file__, "--policy-worker", model_dir, "--batches", str(batch)]
+        cmd += ["--seconds", str(seconds), "--pairs", str(pairs)]
+        env = {**os.environ, "OMP_WAIT_POLICY": policy}
+        result = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout)
+        ips = statistics.median(r[1] for r in result["rows"])
+        ratios = [r[1] * result["flops"] / 1e9 / r[0] for r in result["rows"]]
+        out.append(
+            {
+                "OMP_WAIT_POLICY": policy,
+                "batch": batch,
+                "images/s": ips,
+                "GEMM GFLOP/s": statistics.median(r[0] for r in result["rows"]),
+                "ratio": statistics.median(ratios),
+            }
+        )
+        print(out[-1], flush=True)
+    return out
+
+
 def caltech_sample(n: int) -> list[Path]:
     """n images spread over the categories (every k-th file of the sorted listing), deterministic."""
     files = sorted(p for p in CALTECH.rglob("*") if p.is_file() and p.suffix.lower() == ".jpg")
@@ -251,7 +289,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"of {','.join(VARIANTS)}")
     p.add_argument("--base-variants", default="sdpa,bf16,int8", help="variants timed for dinov2-base")
     p.add_argument("--quick", action="store_true", help="tiny model, one batch size, short timings")
+    p.add_argument("--policy-worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.policy_worker:
+        policy_worker(args.policy_worker, int(args.batches), args.seconds, args.pairs)
+        return
     if args.quick:
         args.sizes, args.batches, args.seconds, args.pairs, args.agreement_images = "tiny", "2", 0.2, 1, 20
         args.variants = "eager,sdpa,threads1,bf16,int8"
@@ -260,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()}")
     from cbir.random_model import save_random_dinov2
 
-    rows, agree = [], []
+    rows, agree, policies = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
             path = str(save_random_dinov2(Path(tmp) / size, size=size))
@@ -276,10 +318,13 @@ def main(argv: list[str] | None = None) -> None:
                 row = measure(name, fn, flops, batches, args.seconds, args.pairs, threads)
                 rows.append({"model": f"dinov2-{size}", **row})
             if size != "base":
+                policies += wait_policies(path, 8 if size != "tiny" else 2, args.seconds, args.pairs)
                 agree += agreement(path, args.agreement_images, ["bfloat16", "int8"])
     print(f"\nload average at end {os.getloadavg()}")
     keys = ["model", "variant", "batch", "images/s", "model GFLOP/s", "GEMM GFLOP/s", "ratio"]
     print_table("Forward pass vs GEMM (ratio = median over paired runs)", rows, keys)
+    keys = ["OMP_WAIT_POLICY", "batch", "images/s", "GEMM GFLOP/s", "ratio"]
+    print_table("OpenMP wait policy (separate processes, same run; sdpa, float32)", policies, keys)
     keys = ["precision", "images", "images/s", "speed vs float32", "top-10 overlap with float32"]
     print_table("CBIR_PRECISION through cbir.embedders.hf (random weights: agreement, not quality)", agree, keys)
 

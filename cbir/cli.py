@@ -200,6 +200,29 @@ def project(
     typer.echo(f"projected {p.images} images of {p.model} (n_neighbors {p.n_neighbors}) in {p.seconds:.1f}s")
 
 
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port of the dashboard")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback exposes it")] = "127.0.0.1",
+    headless: Annotated[bool, typer.Option(help="Do not open a browser")] = False,
+) -> None:
+    """Run the Streamlit dashboard (on loopback by default) until interrupted."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    app_file = root / "streamlit_app.py"
+    if not app_file.is_file():
+        raise CbirError(f"{app_file} not found: cbir serve runs the dashboard from a clone of the project")
+    command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", host]
+    command += ["--server.port", str(port), "--server.headless", str(headless).lower()]
+    typer.echo(f"dashboard: http://{host}:{port}  (Ctrl-C stops it)")
+    try:
+        code = subprocess.call(command, cwd=root)  # cwd: .streamlit/config.toml applies
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
 @db_app.command("url")
 def db_url() -> None:
     """Print the libpq URL of the database (starting the embedded server if needed), e.g. for psql."""

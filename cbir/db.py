@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import time
 import warnings
@@ -37,7 +38,7 @@ def _embedded_server(start: bool = True):
     pgdata = settings().pgdata
     log_start = _log_size(pgdata)
     try:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        pgdata.mkdir(parents=True, exist_ok=True)  # again, if it was moved away since this process started
         if start and not server_running():
             # A server that died while starting leaves a partial lock file that pgserver cannot parse.
             (pgdata / "postmaster.pid").unlink(missing_ok=True)
@@ -89,7 +90,7 @@ def _leftover_processes(pgdata: Path) -> bool:
 
 
 def _embedded_admin_url(wait_s: float = 20.0) -> str:
-    """Start the embedded server if needed and return its admin URL once it accepts connections.
+    """Start the embedded server if needed, create the cbir database, and return the server's admin URL.
 
     After a kill -9 the old server's processes take a moment to exit and block a restart; wait for them.
     """
@@ -97,7 +98,7 @@ def _embedded_admin_url(wait_s: float = 20.0) -> str:
     while True:
         try:
             url = _embedded_server().get_uri()
-            psycopg.connect(url, connect_timeout=5).close()
+            _ensure_database(url)  # also proves the server accepts connections
             return url
         except (CbirError, psycopg.OperationalError) as exc:
             if time.monotonic() > deadline or not (server_running() or _leftover_processes(settings().pgdata)):
@@ -121,7 +122,7 @@ def _with_database(url: str, name: str) -> str:
 
 
 def _ensure_database(admin_url: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone():
             return
         conn.execute("SELECT pg_advisory_lock(%s)", (_CREATE_LOCK_KEY,))  # two first runs at once; freed on close
@@ -134,14 +135,16 @@ def database_url() -> str:
     s = settings()
     if s.database_url:
         return s.database_url
-    admin_url = _embedded_admin_url()
-    _ensure_database(admin_url)
-    return _with_database(admin_url, DB_NAME)
+    return _with_database(_embedded_admin_url(), DB_NAME)
+
+
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
 
 
 def describe_url(url: str) -> str:
-    """The URL with any password masked, for messages and pages."""
-    parts = urlsplit(url)
+    """The URL (or key=value DSN) with any password masked, for messages, logs and pages."""
+    masked = _PASSWORD_PARAM.sub(r"\1***", url)  # ?password=... and key=value DSNs
+    parts = urlsplit(masked)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         parts = parts._replace(netloc=netloc)
@@ -160,6 +163,16 @@ def connect(url: str | None = None) -> psycopg.Connection:
     return conn
 
 
+def check_connection(conn: psycopg.Connection) -> None:
+    """A pool's check before lending a connection: a dead one is dropped, and a dead embedded server restarted."""
+    try:
+        ConnectionPool.check_connection(conn)
+    except psycopg.OperationalError:
+        if not settings().database_url:
+            database_url()  # start the embedded server again before the pool reconnects
+        raise
+
+
 @cache
 def pool(url: str | None = None, max_size: int = 8) -> ConnectionPool:
     """A shared connection pool for long-lived callers (dashboard, load tests)."""
@@ -170,16 +183,14 @@ def pool(url: str | None = None, max_size: int = 8) -> ConnectionPool:
     def configure(conn: psycopg.Connection) -> None:
         register_vector(conn)
 
-    def check(conn: psycopg.Connection) -> None:
-        try:
-            ConnectionPool.check_connection(conn)
-        except psycopg.OperationalError:
-            if not settings().database_url:
-                database_url()  # the embedded server died: start it again before the pool reconnects
-            raise
-
     p = ConnectionPool(
-        url, min_size=1, max_size=max_size, configure=configure, check=check, kwargs={"autocommit": True}, open=False
+        url,
+        min_size=1,
+        max_size=max_size,
+        configure=configure,
+        check=check_connection,
+        kwargs={"autocommit": True},
+        open=False,
     )
     p.open(wait=True, timeout=30)
     return p

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import stat
 import warnings
 from dataclasses import dataclass
@@ -121,8 +122,12 @@ def decode(data: bytes) -> Picture:
         raise
     except UnidentifiedImageError:
         raise BadImage("not an image (unrecognised content)") from None
-    except Image.DecompressionBombError as exc:
-        raise BadImage(f"decompression bomb refused: {exc} (CBIR_MAX_PIXELS)") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own hard limit, checked before ours
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{size.group(1)} pixels" if size else "the image"
+        raise BadImage(
+            f"decompression bomb refused: {pixels} is over the limit of {MAX_PIXELS} (CBIR_MAX_PIXELS)"
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise BadImage(f"cannot decode: {exc}") from None
     if min(rgb.size) < 1:

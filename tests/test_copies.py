@@ -121,7 +121,7 @@ def test_duplicates_page_shows_groups_and_an_uploads_source(planted: dict[str, P
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
-    at.switch_page("pages/duplicates.py").run()
+    at.switch_page("app_pages/duplicates.py").run()
     assert not at.exception, [e.value for e in at.exception]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Exact duplicates"] == "1" and int(metrics["Resized versions"]) >= 1

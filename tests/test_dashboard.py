@@ -25,7 +25,7 @@ TIMEOUT = 120  # the first run of a page loads torch and the model
 def page(name: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     if name != "home":
-        at.switch_page(f"pages/{name}.py").run()
+        at.switch_page(f"app_pages/{name}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -163,7 +163,7 @@ def test_map_highlights_the_latest_query_and_its_neighbours(mapped) -> None:
     at.slider[0].set_value(4)
     at.run()
     hits = at.session_state["last_answer"].hits
-    at.switch_page("pages/map.py").run()
+    at.switch_page("app_pages/map.py").run()
     assert not at.exception, [e.value for e in at.exception]
     main = figures(at)[0]
     traces = {d["name"]: d for d in main["data"]}

@@ -21,7 +21,7 @@ CATEGORIES = {"elephant": 8, "rhino": 8, "airplanes": 8}
 
 def page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/inspector.py").run()
+    at.switch_page("app_pages/inspector.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -15,11 +15,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import CALTECH, caltech_files, make_subset, run_cli
 from PIL import Image
 
-from cbir import db
-from cbir.ingest import display_path
+from cbir import db, sql_console
+from cbir.config import CbirError
+from cbir.ingest import display_path, ingest
+from cbir.search import search
+from cbir.sql_console import run_readonly
 
 
 def ingest_cmd(model: str, *folders: Path, batch_size: int = 2) -> list[str]:
@@ -118,6 +122,7 @@ def test_killed_server_restarts_on_next_use(cbir_home: Path) -> None:
     pool = db.pool()
     with pool.connection() as conn:
         images = conn.execute("SELECT count(*) FROM images").fetchone()[0]
+    assert run_readonly("SELECT count(*) FROM images").rows == [(images,)]  # opens the SQL console's pool
     pid = int((cbir_home / "pgdata" / "postmaster.pid").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
     status = run_cli("db", "status", timeout=120)
@@ -125,6 +130,11 @@ def test_killed_server_restarts_on_next_use(cbir_home: Path) -> None:
     assert f"images:     {images} " in status.stdout
     with pool.connection() as conn:  # the dashboard's pool drops dead connections and reconnects
         assert conn.execute("SELECT count(*) FROM images").fetchone()[0] == images
+    assert run_readonly("SELECT count(*) FROM images").rows == [(images,)]  # and the console's
+    pool.close()
+    db.pool.cache_clear()
+    sql_console.reader_pool().close()
+    sql_console._reader_pool.cache_clear()
 
 
 def test_overlapping_ingests_at_once(fresh_home: Path, tiny_model: str, tmp_path: Path) -> None:
@@ -158,8 +168,8 @@ def test_corrupted_then_missing_data_directory(fresh_home: Path, tiny_model: str
     # The documented recovery: move the folder away (now it is missing), then ingest again.
     shutil.move(pgdata, tmp_path / "pgdata.broken")
     query = caltech_files("emu", 1)[0]
-    empty = run_cli("search", str(query), "--model", tiny_model)
-    assert empty.returncode == 2 and "run cbir ingest first" in empty.stderr, empty.stderr
-    run_cli("ingest", str(CALTECH / "emu"), "--model", tiny_model, check=True)
+    with pytest.raises(CbirError, match="run cbir ingest first"):
+        search(query, model=tiny_model)  # a fresh, empty database
+    ingest([CALTECH / "emu"], tiny_model, progress=False)
     assert state()["paths"] == files_of(CALTECH / "emu")
-    assert len(run_cli("search", str(query), "-k", "3", "--json", check=True).stdout) > 10
+    assert len(search(query, k=3, model=tiny_model)) == 3

@@ -111,12 +111,13 @@ def test_unreadable_file_skipped_for_an_ordinary_user(cbir_home: Path, messy_run
     assert result["skipped"] == [[display_path(locked), "cannot read: Permission denied"]]
 
 
-def test_file_rewritten_during_ingest_is_stored_whole_or_skipped(fresh_home: Path, tiny_model: str, tmp_path) -> None:
+def test_file_rewritten_during_ingest_is_stored_whole_or_skipped(messy_run, tiny_model: str, tmp_path) -> None:
     """A writer rewrites one file in place, alternating two pictures, while ingest runs three times."""
     versions = [encode(pattern(seed, (1200, 900)), "PNG") for seed in (41, 42)]
     sizes = {sha256_of(v): Image.open(io.BytesIO(v)).size for v in versions}
     path = tmp_path / "changing.png"
     path.write_bytes(versions[0])
+    mine = display_path(path)
     stop = threading.Event()
 
     def rewrite() -> None:
@@ -136,8 +137,8 @@ def test_file_rewritten_during_ingest_is_stored_whole_or_skipped(fresh_home: Pat
             report = ingest([tmp_path], tiny_model, progress=False)
             reasons += [reason for _, reason in report.skipped]
             with db.connect() as conn:
-                stored += conn.execute("SELECT sha256, width, height FROM images").fetchall()
-                conn.execute("DELETE FROM images")  # let the next run store it again
+                stored += conn.execute("SELECT sha256, width, height FROM images WHERE path = %s", (mine,)).fetchall()
+                conn.execute("DELETE FROM images WHERE path = %s", (mine,))  # let the next run store it again
     finally:
         stop.set()
         writer.join()
@@ -147,7 +148,7 @@ def test_file_rewritten_during_ingest_is_stored_whole_or_skipped(fresh_home: Pat
     assert len(stored) + len(reasons) == 3
     assert all(sha in sizes and sizes[sha] == (w, h) for sha, w, h in stored), stored  # only whole versions
     with db.connect() as conn:
-        rows = conn.execute("SELECT sha256 FROM images").fetchall()
+        rows = conn.execute("SELECT sha256 FROM images WHERE path = %s", (mine,)).fetchall()
     assert rows == [(sha256_of(path.read_bytes()),)]
     print(f"reasons while the file changed: {reasons or 'none (every read saw a whole version)'}")
 

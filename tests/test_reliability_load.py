@@ -70,3 +70,5 @@ def test_concurrent_clients_have_zero_errors(collection: dict) -> None:
         assert conn.info.transaction_status.name == "IDLE"
     stats = db.pool().get_stats()
     assert stats["pool_size"] <= 8 and stats.get("requests_errors", 0) == 0, stats
+    db.pool().close()
+    db.pool.cache_clear()

@@ -38,4 +38,4 @@ st.dataframe(
     hide_index=True,
     height=300,
 )
-st.page_link("pages/search.py", label="Search the collection", icon=":material/image_search:")
+st.page_link("app_pages/search.py", label="Search the collection", icon=":material/image_search:")

@@ -1,0 +1,140 @@
+"""The dashboard in a real browser: `streamlit run` on loopback, driven through Debian's Chromium by Playwright.
+
+Upload a photo -> results appear; Map -> box selection -> thumbnails appear. Screenshots go to
+tests/artifacts/ (git-ignored) as test artifacts. The tiny model is random: nothing here judges quality.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, caltech_files
+from playwright.sync_api import expect, sync_playwright
+
+from cbir import db, projection
+from cbir.ingest import ingest
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CATEGORIES = {"elephant": 8, "rhino": 8, "airplanes": 8}
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+IMAGES = 'img[src*="/media/"]'  # st.image output, served from the media endpoint
+WAIT_MS = 120_000  # the first query loads torch and the model in the server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"streamlit did not become healthy in {seconds}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A populated, projected collection served by `streamlit run` on a free loopback port."""
+    ingest([f for c, n in CATEGORIES.items() for f in caltech_files(c, n)], tiny_model, progress=False)
+    with db.connect() as conn:
+        projection.project(conn, n_neighbors=5, progress=False)
+    port = free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1"]
+    command += ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server: str):
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (apt-get install chromium; .ci/run installs it)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(WAIT_MS)
+        expect.set_options(timeout=WAIT_MS)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def test_upload_shows_results(server: str, browser_page) -> None:
+    page = browser_page
+    page.goto(f"{server}/search")
+    page.get_by_text("Upload an image, pick a stored one, or give a path.").wait_for()
+    # A stored photo: the Map then highlights it at its own point, so this server never imports umap (~1 min
+    # with its compile); placing a new image with the fitted UMAP is covered by test_dashboard and test_projection.
+    query = caltech_files("elephant", CATEGORIES["elephant"])[-1]
+    page.locator("input[type=file]").set_input_files(str(query))
+    page.get_by_text("#1 ·").wait_for()
+    expect(page.locator(IMAGES)).to_have_count(11)  # the query and its 10 results (the query left out)
+    page.screenshot(path=str(ARTIFACTS / "search-upload.png"), full_page=True)
+    print(f"screenshot: {ARTIFACTS / 'search-upload.png'}")
+    captions = page.get_by_text(re.compile(r"^#\d+ · ")).all_inner_texts()
+    assert len(captions) == 10 and not any(str(query) in c for c in captions)
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    titles = ["Home", "Search", "Map", "Inspector", "Duplicates", "SQL"]
+    assert links.count() == len(titles)  # st.navigation's pages, not Streamlit's automatic list of files
+    assert [links.nth(n).inner_text().split()[-1] for n in range(len(titles))] == titles
+
+
+def test_map_box_selection_shows_thumbnails(server: str, browser_page) -> None:
+    page = browser_page
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Map").click()  # same session: query highlighted
+    plot = page.locator(".js-plotly-plot").first
+    plot.wait_for()
+    page.get_by_text("The red star is the latest query").wait_for()
+    drag = plot.locator(".nsewdrag").first
+    box = drag.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=5)
+    page.mouse.up()
+    page.get_by_text("24 selected").wait_for()
+    expect(page.locator(IMAGES)).to_have_count(24)
+    page.screenshot(path=str(ARTIFACTS / "map-selection.png"), full_page=True)
+    print(f"screenshot: {ARTIFACTS / 'map-selection.png'}")
