@@ -121,7 +121,9 @@ def test_upload_shows_results(server: str, browser_page) -> None:
 
 def test_map_box_selection_shows_thumbnails(server: str, browser_page) -> None:
     page = browser_page
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Map").click()  # same session: query highlighted
+    page.locator('[data-testid="stSidebarNav"]').get_by_role(
+        "link", name="Map"
+    ).click()  # same session: query highlighted
     plot = page.locator(".js-plotly-plot").first
     plot.wait_for()
     page.get_by_text("The red star is the latest query").wait_for()
