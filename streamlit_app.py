@@ -11,6 +11,8 @@ PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/search.py", title="Search", icon=":material/image_search:"),
     st.Page("app_pages/map.py", title="Map", icon=":material/scatter_plot:"),
+    st.Page("app_pages/inspector.py", title="Inspector", icon=":material/troubleshoot:"),
+    st.Page("app_pages/duplicates.py", title="Duplicates", icon=":material/content_copy:"),
     st.Page("app_pages/sql.py", title="SQL", icon=":material/database:"),
 ]
 

@@ -18,16 +18,21 @@ precision change moves the ranking, NOT retrieval quality.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as cbir.embedders.hf sets it; must precede torch
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CALTECH = ROOT.parent / "shared" / "datasets" / "caltech101"
@@ -43,10 +48,11 @@ def gemm_gflops(seconds: float, n: int = 2048) -> float:
     return 2 * n**3 * reps / elapsed / 1e9
 
 
-def images_per_s(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, seconds: float) -> float:
-    fn(batch)  # warm-up (first call allocates, compiles or plans)
+def images_per_s(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, seconds: float, warm: bool = True) -> float:
+    if warm:
+        fn(batch)  # warm-up (first call allocates, compiles or plans)
     reps, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds or reps < 2:
+    while (elapsed := time.perf_counter() - start) < seconds or reps < 1:
         fn(batch)
         reps += 1
     return len(batch) * reps / elapsed
@@ -134,7 +140,7 @@ def _measure(name: str, fn, flops: int, batches: list[int], seconds: float, pair
     ratios, ips, gemms = [], [], []
     for _ in range(pairs):
         gemm = gemm_gflops(seconds)
-        rate = images_per_s(fn, x, seconds)
+        rate = images_per_s(fn, x, seconds, warm=False)  # warmed while choosing the batch size
         gemms.append(gemm)
         ips.append(rate)
         ratios.append(rate * flops / 1e9 / gemm)
@@ -180,6 +186,39 @@ VARIANTS: dict[str, Callable] = {
     "bf16": lambda path, model, tmp, batch: ("bf16 autocast", 0, runner(model, torch.bfloat16)),
     "int8": _int8,
 }
+
+
+def policy_worker(model_dir: str, batch: int, seconds: float, pairs: int) -> None:
+    """In a fresh process (the wait policy is read when torch loads): paired GEMM and model rates, as JSON."""
+    model = load(model_dir)
+    fn, x = runner(model), torch.randn(batch, 3, 224, 224)
+    flops = model_flops(model)
+    fn(x)
+    rows = [(gemm_gflops(seconds), images_per_s(fn, x, seconds, warm=False)) for _ in range(pairs)]
+    print(json.dumps({"rows": rows, "flops": flops}))
+
+
+def wait_policies(model_dir: str, batch: int, seconds: float, pairs: int) -> list[dict]:
+    """OpenMP's default (threads spin while waiting) against PASSIVE (threads sleep), same run."""
+    out = []
+    for policy in ("ACTIVE", "PASSIVE"):
+        cmd = [sys.executable, __file__, "--policy-worker", model_dir, "--batches", str(batch)]
+        cmd += ["--seconds", str(seconds), "--pairs", str(pairs)]
+        env = {**os.environ, "OMP_WAIT_POLICY": policy}
+        result = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout)
+        ips = statistics.median(r[1] for r in result["rows"])
+        ratios = [r[1] * result["flops"] / 1e9 / r[0] for r in result["rows"]]
+        out.append(
+            {
+                "OMP_WAIT_POLICY": policy,
+                "batch": batch,
+                "images/s": ips,
+                "GEMM GFLOP/s": statistics.median(r[0] for r in result["rows"]),
+                "ratio": statistics.median(ratios),
+            }
+        )
+        print(out[-1], flush=True)
+    return out
 
 
 def caltech_sample(n: int) -> list[Path]:
@@ -243,14 +282,18 @@ def print_table(title: str, rows: list[dict], keys: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="small,base", help="random DINOv2 architectures to time")
-    p.add_argument("--batches", default="1,8,16,32")
-    p.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    p.add_argument("--batches", default="1,8,32")
+    p.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     p.add_argument("--pairs", type=int, default=3, help="(GEMM, model) pairs per ratio")
-    p.add_argument("--agreement-images", type=int, default=300)
+    p.add_argument("--agreement-images", type=int, default=200)
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"of {','.join(VARIANTS)}")
     p.add_argument("--base-variants", default="sdpa,bf16,int8", help="variants timed for dinov2-base")
     p.add_argument("--quick", action="store_true", help="tiny model, one batch size, short timings")
+    p.add_argument("--policy-worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.policy_worker:
+        policy_worker(args.policy_worker, int(args.batches), args.seconds, args.pairs)
+        return
     if args.quick:
         args.sizes, args.batches, args.seconds, args.pairs, args.agreement_images = "tiny", "2", 0.2, 1, 20
         args.variants = "eager,sdpa,threads1,bf16,int8"
@@ -259,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()}")
     from cbir.random_model import save_random_dinov2
 
-    rows, agree = [], []
+    rows, agree, policies = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
             path = str(save_random_dinov2(Path(tmp) / size, size=size))
@@ -275,10 +318,13 @@ def main(argv: list[str] | None = None) -> None:
                 row = measure(name, fn, flops, batches, args.seconds, args.pairs, threads)
                 rows.append({"model": f"dinov2-{size}", **row})
             if size != "base":
+                policies += wait_policies(path, 8 if size != "tiny" else 2, args.seconds, args.pairs)
                 agree += agreement(path, args.agreement_images, ["bfloat16", "int8"])
     print(f"\nload average at end {os.getloadavg()}")
     keys = ["model", "variant", "batch", "images/s", "model GFLOP/s", "GEMM GFLOP/s", "ratio"]
     print_table("Forward pass vs GEMM (ratio = median over paired runs)", rows, keys)
+    keys = ["OMP_WAIT_POLICY", "batch", "images/s", "GEMM GFLOP/s", "ratio"]
+    print_table("OpenMP wait policy (separate processes, same run; sdpa, float32)", policies, keys)
     keys = ["precision", "images", "images/s", "speed vs float32", "top-10 overlap with float32"]
     print_table("CBIR_PRECISION through cbir.embedders.hf (random weights: agreement, not quality)", agree, keys)
 

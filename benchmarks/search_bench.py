@@ -89,6 +89,15 @@ def exact_topk(data: np.ndarray, queries: np.ndarray, k: int, mask: np.ndarray |
     return out
 
 
+def relative_contrast(data: np.ndarray, queries: np.ndarray) -> float:
+    """How much nearer the 10th neighbour is than an average point (lower = harder for any ANN index)."""
+    ratios = []
+    for q in queries[:50]:
+        dist = 1 - data @ q
+        ratios.append(dist.mean() / np.partition(dist, K - 1)[K - 1])
+    return float(np.mean(ratios))
+
+
 def recall(found: list[list[int]], truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t.tolist())) / len(t) for f, t in zip(found, truth, strict=True)]))
 
@@ -120,13 +129,16 @@ def load_table(conn, table: str, data: np.ndarray, cats: np.ndarray, dim: int) -
     conn.execute(f"VACUUM ANALYZE {table}")
 
 
-def build_index(conn, table: str, typ: str, dim: int, workers: int) -> float:
+def build_index(conn, table: str, typ: str, dim: int, workers: int, m: int, ef_construction: int) -> float:
     opclass = f"{typ}_cosine_ops"
     expr = "embedding" if typ == "vector" else f"(embedding::halfvec({dim}))"
     conn.execute("SET maintenance_work_mem = '6GB'")
     conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
     t0 = time.perf_counter()
-    conn.execute(f"CREATE INDEX {table}_{typ}_hnsw ON {table} USING hnsw ({expr} {opclass})")
+    conn.execute(
+        f"CREATE INDEX {table}_{typ}_hnsw ON {table} USING hnsw ({expr} {opclass})"
+        f" WITH (m = {m}, ef_construction = {ef_construction})"
+    )
     return time.perf_counter() - t0
 
 
@@ -165,6 +177,7 @@ def bench_size(conn, n: int, args) -> list[Result]:
     truth = exact_topk(data, queries, K)
     ftruth = exact_topk(data, queries, K, mask=cats[None, :] == qcats[:, None])
     print(f"[{n}] generated data and exact neighbours in {time.perf_counter() - t0:.1f}s", flush=True)
+    print(f"[{n}] relative contrast (mean distance / 10th-NN distance): {relative_contrast(data, queries):.2f}")
     table = f"bench_{n}"
     t0 = time.perf_counter()
     load_table(conn, table, data, cats, args.dim)
@@ -179,7 +192,7 @@ def bench_size(conn, n: int, args) -> list[Result]:
     print(f"[{n}] exact scan p50 {pct(exact_t, 50):.1f} ms", flush=True)
     results = []
     for typ in args.types:
-        build_s = build_index(conn, table, typ, args.dim, args.workers)
+        build_s = build_index(conn, table, typ, args.dim, args.workers, args.m, args.ef_construction)
         index_mb = conn.execute("SELECT pg_relation_size(%s)", (f"{table}_{typ}_hnsw",)).fetchone()[0] / 2**20
         res = Result(
             size=n,
@@ -284,6 +297,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--categories", type=int, default=50, help="categories for filtered queries (2%% each)")
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--m", type=int, default=16, help="HNSW m (pgvector's default, as cbir builds)")
+    p.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (pgvector's default)")
     p.add_argument("--workers", type=int, default=1, help="max_parallel_maintenance_workers for index builds")
     p.add_argument("--goal-recall", type=float, default=0.98)
     p.add_argument("--home", default="/tmp/cbir-search-bench", help="CBIR_HOME of the benchmark database")
@@ -300,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         args.filter_ef = DEFAULT_EF_SEARCH
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.processor() or platform.machine()}")
     print(f"nproc {os.cpu_count()}, load average {os.getloadavg()}", flush=True)
+    print(f"HNSW m={args.m}, ef_construction={args.ef_construction}")
     conn = connect(args.home)
     version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
     buffers = conn.execute("SHOW shared_buffers").fetchone()[0]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 
 from cbir.config import CbirError, settings
@@ -50,6 +51,8 @@ def ingest(
             f"({report.rate:.1f} files/s); {report.new_images} new images, "
             f"{report.already} already embedded, {report.new_paths} new paths recorded"
         )
+    if report.fitted:
+        typer.echo(f"fitted {report.model} on all {report.fitted} stored images; their vectors were replaced")
     if report.skipped:
         typer.echo(f"skipped {len(report.skipped)} files:")
         for path, reason in report.skipped:
@@ -74,6 +77,107 @@ def search(
         return
     for rank, hit in enumerate(hits, 1):
         typer.echo(f"{rank:>3}  {hit.distance:.4f}  {hit.category or '-':<20}  {hit.path}  (id {hit.id})")
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Model(s) to evaluate; repeat for several")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", help="Neighbours per query for mAP@k and confusions")] = 10,
+    queries: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N queries")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the query sample and of tie-breaking")] = 0,
+    top: Annotated[int, typer.Option(help="Most confused category pairs to show (0: all; all are stored)")] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (an object, or an array for several models)")
+    ] = False,
+) -> None:
+    """Leave-one-out retrieval quality per category (categories = folders); results are stored in the DB."""
+    from cbir.evaluate import evaluate as run_eval
+    from cbir.evaluate import metric_keys
+
+    reports = run_eval(model, k=k, sample=queries, seed=seed)
+    for r in reports:
+        r["confused_pairs"] = len(r["confusions"])
+        r["confusions"] = r["confusions"][:top] if top > 0 else r["confusions"]
+    if as_json:
+        typer.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        return
+    keys = metric_keys(k)
+    for r in reports:
+        typer.echo(
+            f"{r['model']}: {r['queries']} queries over {r['images']} images, k={k}, {r['method']}, "
+            f"{r['seconds']:.1f}s (stored as run {r['run_id']})"
+        )
+        typer.echo(f"{'':<10}" + "".join(f"{key:>14}" for key in keys))
+        for scope in ("overall", "macro"):
+            typer.echo(f"{scope:<10}" + "".join(f"{r[scope][key]:>14.4f}" for key in keys))
+        worst = sorted(r["categories"], key=lambda c: c["mAP"])[:5]
+        typer.echo("worst categories (mAP): " + ", ".join(f"{c['category']} {c['mAP']:.3f}" for c in worst))
+        typer.echo(f"most confused pairs (A's queries with top-{k} neighbours in B):")
+        for rank, p in enumerate(r["confusions"], 1):
+            typer.echo(
+                f"{rank:>4}  {p['category']} -> {p['other']}: {p['neighbours']} neighbours "
+                f"({p['rate']:.1%} of A's, {p['lift']:.1f}x chance), {p['queries']} queries"
+            )
+
+
+@app.command()
+def dupes(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model whose distances define copies")] = "phash",
+    threshold: Annotated[
+        float | None, typer.Option(help="Largest distance between copies (default: per model, phash 8 bits)")
+    ] = None,
+    of: Annotated[Path | None, typer.Option("--of", help="Where did this image come from: its stored sources")] = None,
+    limit: Annotated[int, typer.Option(help="Groups to print (--json: all)")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Exact duplicates (same bytes), near-duplicates and resized versions; or, with --of, a copy's source."""
+    from dataclasses import asdict
+
+    from cbir import copies, db
+    from cbir.search import resolve_model
+
+    with db.connect() as conn:
+        model_row = resolve_model(conn, model)
+        limit_t = copies.default_threshold(model_row.name) if threshold is None else threshold
+        if of is not None:
+            try:
+                data = of.read_bytes()
+            except OSError as exc:
+                raise CbirError(f"cannot read {of}: {exc.strerror or exc}") from None
+            found = copies.sources(conn, model_row, data, threshold)
+            if as_json:
+                typer.echo(
+                    json.dumps(
+                        {"model": model_row.name, "threshold": limit_t, "sources": [asdict(s) for s in found]}, indent=2
+                    )
+                )
+                return
+            if not found:
+                typer.echo(f"no stored image within {limit_t:g} of {of} under {model_row.name}")
+            for s in found:
+                what = "same bytes as" if s.exact else f"distance {s.distance:g} from"
+                typer.echo(f"{what} image {s.id}: " + ", ".join(s.paths))
+            return
+        exact = copies.exact_duplicates(conn)
+        groups = copies.near_duplicates(conn, model_row, threshold)
+    if as_json:
+        payload = {"model": model_row.name, "threshold": limit_t, "exact": [g.as_dict() for g in exact]}
+        typer.echo(json.dumps(payload | {"groups": [g.as_dict() for g in groups]}, indent=2))
+        return
+    typer.echo(f"exact duplicates (the same bytes at several paths): {len(exact)}")
+    for g in exact[:limit]:
+        typer.echo("  " + " = ".join(g.members[0].paths))
+    resized = sum(g.kind == "resized" for g in groups)
+    typer.echo(
+        f"near-duplicate groups under {model_row.name} (distance <= {limit_t:g}): {len(groups)}, "
+        f"{resized} of them resized versions, {sum(len(g.members) for g in groups)} images"
+    )
+    for n, g in enumerate(groups[:limit], 1):
+        typer.echo(f"{n:>4}  {g.kind}, {len(g.members)} images, max distance {g.max_distance:g}")
+        for m in g.members:
+            typer.echo(f"        {m.width}x{m.height}  {m.path}")
 
 
 @app.command()
@@ -182,4 +286,14 @@ def main() -> None:
         app()
     except CbirError as exc:
         print(f"cbir: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except psycopg.OperationalError as exc:  # the server went away mid-command: whole transactions only were kept
+        from cbir.db import describe_location
+
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            f"cbir: error: lost the connection to {describe_location()} ({reason}); "
+            "nothing half-written was kept: run the command again",
+            file=sys.stderr,
+        )
         sys.exit(2)

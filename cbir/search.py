@@ -1,7 +1,10 @@
 """Nearest-neighbour queries: the one function the CLI, the dashboard and the evaluation all call.
 
 Queries go through the model's HNSW index (cosine distance on unit vectors, Hamming on bit strings).
-`hnsw.ef_search` comes from CBIR_EF_SEARCH (default 100) and is raised to k when k is larger.
+`hnsw.ef_search` comes from CBIR_EF_SEARCH (default 200, config.DEFAULT_EF_SEARCH) and is raised to k when
+k is larger. 200 is the smallest value of benchmarks/search_bench.py's curve with recall@10 >= 0.98 at 100k
+rows (p50 ~17x faster than an exact scan); 10k rows reach 1.0 with any value. At 1M rows recall is bounded
+by the index's graph more than by ef_search: see BENCHMARKS.md and docs/scaling.md before going there.
 Filtered queries enable pgvector's iterative index scans, so a category filter or the exclusion of the
 query image never silently returns fewer than k rows when k exist.
 """
@@ -20,7 +23,7 @@ from psycopg import sql
 from cbir import db, store
 from cbir.config import CbirError, settings
 from cbir.embedders import canonical_name, get_embedder
-from cbir.images import BadImage, Picture, decode, sha256_of
+from cbir.images import MAX_UPLOAD_BYTES, BadImage, Picture, decode, read_image_file, sha256_of
 
 
 @dataclass
@@ -85,14 +88,18 @@ def embed_picture(model: store.Model, picture: Picture | Image.Image) -> np.ndar
 def resolve_query(conn: psycopg.Connection, model: store.Model, query: int | str | Path | bytes) -> Query:
     """An image id (int or digits), a file path, or raw image bytes."""
     if isinstance(query, bytes):
+        if len(query) > MAX_UPLOAD_BYTES:
+            raise CbirError(
+                f"query image is {len(query)} bytes, over the limit of {MAX_UPLOAD_BYTES} (CBIR_MAX_UPLOAD_BYTES)"
+            )
         return query_from_bytes(conn, model, query)
     if isinstance(query, int) or (isinstance(query, str) and query.isdigit() and not Path(query).exists()):
         return query_from_id(conn, model, int(query))
     path = Path(query)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CbirError(f"cannot read query image {path}: {exc.strerror or exc}") from None
+        data = read_image_file(path)
+    except BadImage as exc:
+        raise CbirError(f"cannot use query image {path}: {exc}") from None
     return query_from_bytes(conn, model, data)
 
 

@@ -118,9 +118,13 @@ def _check_text(text: str) -> tuple[str, str]:
 
 def reader_url() -> str:
     """How to log in as cbir_reader: CBIR_READER_URL, else the database's URL with that user and no password."""
-    explicit = settings().reader_url
-    if explicit:
-        return explicit
+    s = settings()
+    return s.reader_url or _derived_reader_url(str(s.home), s.database_url)
+
+
+@cache
+def _derived_reader_url(home: str, database_url: str | None) -> str:
+    """Derived once per database: the console then costs no extra connection per query."""
     url = db.database_url()
     with db.connect(url):
         pass  # the role comes with the migrations
@@ -154,7 +158,13 @@ def _reader_pool(url: str, max_size: int = 4) -> ConnectionPool:
     except psycopg.Error as exc:
         raise _reader_connect_error(url, exc) from None
     p = ConnectionPool(
-        url, min_size=1, max_size=max_size, configure=_configure, kwargs={"autocommit": True}, open=False
+        url,
+        min_size=1,
+        max_size=max_size,
+        configure=_configure,
+        check=db.check_connection,
+        kwargs={"autocommit": True},
+        open=False,
     )
     p.open(wait=True, timeout=30)
     return p

@@ -25,6 +25,7 @@ class Model:
     name: str
     kind: str
     dim: int
+    metric: str = "cosine"  # for kind 'vector': 'cosine' (unit vectors) or 'l2' (e.g. UMAP coordinates)
 
     @property
     def column_name(self) -> str:
@@ -40,8 +41,17 @@ class Model:
 
     @property
     def operator(self) -> sql.Composable:
-        """Cosine distance for unit vectors, Hamming distance for bit strings."""
-        return sql.SQL("<~>" if self.kind == "bit" else "<=>")
+        """Cosine distance for unit vectors, Euclidean for 'l2' models, Hamming distance for bit strings."""
+        if self.kind == "bit":
+            return sql.SQL("<~>")
+        return sql.SQL("<->" if self.metric == "l2" else "<=>")
+
+    @property
+    def opclass(self) -> sql.Composable:
+        """The HNSW operator class that matches `operator`."""
+        if self.kind == "bit":
+            return sql.SQL("bit_hamming_ops")
+        return sql.SQL("vector_l2_ops" if self.metric == "l2" else "vector_cosine_ops")
 
     def param(self, vector: np.ndarray) -> Any:
         return Bit(np.asarray(vector, dtype=bool)) if self.kind == "bit" else np.asarray(vector, dtype=np.float32)
@@ -61,17 +71,20 @@ class NewImage:
     thumbnail: bytes
 
 
+_MODEL_COLUMNS = "id, name, kind, dim, coalesce(info->>'metric', 'cosine')"
+
+
 def _model_from_row(row: Sequence[Any]) -> Model:
-    return Model(id=row[0], name=row[1], kind=row[2], dim=row[3])
+    return Model(id=row[0], name=row[1], kind=row[2], dim=row[3], metric=row[4])
 
 
 def get_model(conn: psycopg.Connection, name: str) -> Model | None:
-    row = conn.execute("SELECT id, name, kind, dim FROM models WHERE name = %s", (name,)).fetchone()
+    row = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = %s", (name,)).fetchone()
     return _model_from_row(row) if row else None
 
 
 def list_models(conn: psycopg.Connection) -> list[Model]:
-    rows = conn.execute("SELECT id, name, kind, dim FROM models ORDER BY id").fetchall()
+    rows = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY id").fetchall()
     return [_model_from_row(r) for r in rows]
 
 
@@ -90,25 +103,51 @@ def ensure_model(conn: psycopg.Connection, name: str, kind: str, dim: int, info:
                 f"model {name!r} is stored as {model.kind}({model.dim}) but now produces {kind}({dim}); "
                 "use a different model name"
             )
-        opclass = "bit_hamming_ops" if kind == "bit" else "vector_cosine_ops"
         conn.execute(
             sql.SQL("CREATE INDEX IF NOT EXISTS {} ON embeddings USING hnsw (({}) {}) WHERE model_id = {}").format(
                 sql.Identifier(f"embeddings_hnsw_model_{model.id}"),
                 model.column(table=None),
-                sql.SQL(opclass),
+                model.opclass,
                 sql.Literal(model.id),
             )
         )
     return model
 
 
-def embedded_sha256s(conn: psycopg.Connection, model: Model) -> set[str]:
-    """Content hashes that already have an embedding for this model (what a re-run can skip)."""
+def embedded_sha256s(conn: psycopg.Connection, model: Model, staged: bool = False) -> set[str]:
+    """Content hashes that already have an embedding for this model (what a re-run can skip).
+
+    staged: for models fitted on the collection, what counts is a stored input (`model_inputs`).
+    """
+    table = sql.Identifier("model_inputs" if staged else "embeddings")
     rows = conn.execute(
-        "SELECT i.sha256 FROM images i JOIN embeddings e ON e.image_id = i.id WHERE e.model_id = %s",
+        sql.SQL("SELECT i.sha256 FROM images i JOIN {} e ON e.image_id = i.id WHERE e.model_id = %s").format(table),
         (model.id,),
     )
     return {r[0] for r in rows}
+
+
+def model_inputs(conn: psycopg.Connection, model: Model) -> tuple[list[int], list[bytes]]:
+    """(image ids, stored inputs) of a collection-fitted model, in image id order."""
+    rows = conn.execute(
+        "SELECT image_id, data FROM model_inputs WHERE model_id = %s ORDER BY image_id", (model.id,)
+    ).fetchall()
+    return [r[0] for r in rows], [bytes(r[1]) for r in rows]
+
+
+def replace_embeddings(conn: psycopg.Connection, model: Model, image_ids: Sequence[int], vectors: np.ndarray) -> None:
+    """Swap in a refitted model's vectors for all its images in one transaction (searches never see a mix)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("DELETE FROM embeddings WHERE model_id = %s", (model.id,))
+        column = sql.Identifier(model.column_name)
+        with cur.copy(sql.SQL("COPY embeddings (image_id, model_id, {}) FROM STDIN").format(column)) as copy:
+            for image_id, vector in zip(image_ids, vectors, strict=True):
+                copy.write_row((image_id, model.id, model.param(vector)))
+
+
+def update_model_info(conn: psycopg.Connection, model: Model, info: dict[str, Any]) -> None:
+    """Merge facts learned after registration (e.g. when and on how many images a model was fitted)."""
+    conn.execute("UPDATE models SET info = info || %s::jsonb WHERE id = %s", (json.dumps(info), model.id))
 
 
 def write_batch(
@@ -117,11 +156,13 @@ def write_batch(
     images: list[NewImage],
     vectors: np.ndarray | None,
     aliases: list[tuple[str, str]],
+    staged: bool = False,
 ) -> tuple[int, int]:
     """Store images, their embeddings and all paths in one transaction; returns (new images, new paths).
 
     Rows are written in sha256 order so concurrent ingests take row locks in the same order.
     `aliases` are (path, sha256) pairs of files whose bytes are already stored.
+    staged: `vectors` are inputs of a collection-fitted model, kept in `model_inputs` until its fit.
     """
     order = sorted(range(len(images)), key=lambda i: images[i].sha256)
     new_images = 0
@@ -141,11 +182,15 @@ def write_batch(
                     "SELECT sha256, id FROM images WHERE sha256 = ANY(%s)", ([im.sha256 for im in images],)
                 ).fetchall()
             )
+            table, column = ("model_inputs", "data") if staged else ("embeddings", model.column_name)
             cur.executemany(
-                sql.SQL(
-                    "INSERT INTO embeddings (image_id, model_id, {}) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
-                ).format(sql.Identifier(model.column_name)),
-                [(ids[images[i].sha256], model.id, model.param(vectors[i])) for i in order],
+                sql.SQL("INSERT INTO {} (image_id, model_id, {}) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING").format(
+                    sql.Identifier(table), sql.Identifier(column)
+                ),
+                [
+                    (ids[images[i].sha256], model.id, vectors[i].tobytes() if staged else model.param(vectors[i]))
+                    for i in order
+                ],
             )
         paths = sorted({(im.path, im.sha256) for im in images} | set(aliases))
         cur.executemany(
@@ -169,9 +214,13 @@ def stored_vector(conn: psycopg.Connection, model: Model, image_id: int) -> np.n
         ),
         (model.id, image_id),
     ).fetchone()
-    if row is None:
-        return None
-    value = row[0]
+    return None if row is None else as_array(row[0])
+
+
+def as_array(value: Any) -> np.ndarray:
+    """A stored vector as numpy: float32 for vectors, bool for bit strings (psycopg reads bit varying as text)."""
+    if isinstance(value, str):
+        return np.frombuffer(value.encode("ascii"), dtype=np.uint8) == ord("1")
     return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
 
 
@@ -196,3 +245,18 @@ def counts(conn: psycopg.Connection) -> dict[str, Any]:
         "categories": categories,
         "models": [{"name": n, "kind": k, "dim": d, "embeddings": c} for n, k, d, c in per_model],
     }
+
+
+def model_vectors(conn: psycopg.Connection, model: Model) -> tuple[np.ndarray, list[str | None], np.ndarray]:
+    """(image ids, categories, vectors) of every image the model embedded, in image id order."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT e.image_id, i.category, e.{} FROM embeddings e JOIN images i ON i.id = e.image_id"
+            " WHERE e.model_id = %s ORDER BY e.image_id"
+        ).format(sql.Identifier(model.column_name)),
+        (model.id,),
+    ).fetchall()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    dtype = bool if model.kind == "bit" else np.float32
+    vectors = np.stack([as_array(r[2]) for r in rows]).astype(dtype) if rows else np.zeros((0, model.dim), dtype)
+    return ids, [r[1] for r in rows], vectors

@@ -115,8 +115,9 @@ def test_upload_shows_results(server: str, browser_page) -> None:
     captions = page.get_by_text(re.compile(r"^#\d+ · ")).all_inner_texts()
     assert len(captions) == 10 and not any(str(query) in c for c in captions)
     links = page.locator('[data-testid="stSidebarNavLink"]')
-    assert links.count() == 4  # st.navigation's pages, not Streamlit's automatic list of files
-    assert [links.nth(n).inner_text().split()[-1] for n in range(4)] == ["Home", "Search", "Map", "SQL"]
+    titles = ["Home", "Search", "Map", "Inspector", "Duplicates", "SQL"]
+    assert links.count() == len(titles)  # st.navigation's pages, not Streamlit's automatic list of files
+    assert [links.nth(n).inner_text().split()[-1] for n in range(len(titles))] == titles
 
 
 def test_map_box_selection_shows_thumbnails(server: str, browser_page) -> None:

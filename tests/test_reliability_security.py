@@ -6,16 +6,25 @@ tables' checksums, the list of relations and roles, and the file system are comp
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
 import pytest
-from conftest import make_subset
+from conftest import ROOT, make_subset, run_cli
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
-from cbir import db
+from cbir import db, sql_console
 from cbir.config import CbirError
 from cbir.ingest import ingest
 from cbir.sql_console import EXAMPLES, READER_ROLE, reader_url, run_readonly
@@ -24,11 +33,13 @@ MARKER = Path("/tmp/cbir-reliability-console-marker")
 
 
 @pytest.fixture(scope="module")
-def collection(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def collection(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = make_subset(tmp_path_factory.mktemp("photos"), {"elephant": 4, "rhino": 4, "airplanes": 4})
     shutil.copy(root / "rhino" / "image_0001.jpg", root / "elephant" / "copy.jpg")  # an alias for the examples
     ingest([root], tiny_model, batch_size=8, progress=False)
-    return root
+    yield root
+    sql_console.reader_pool().close()  # before the fixture's server stops under it
+    sql_console._reader_pool.cache_clear()
 
 
 def snapshot() -> dict:
@@ -168,7 +179,172 @@ def test_migrations_succeed_without_createrole(fresh_home: Path) -> None:
             applied = [r[0] for r in conn.execute("SELECT name FROM schema_migrations")]
             assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'cbir_reader'").fetchone() == (0,)
         assert "030_reader_role.sql" in applied
-        with pytest.raises(CbirError, match="cannot log in as cbir_reader.*CBIR_READER_URL"):
+        with pytest.raises(CbirError, match="cannot log in as cbir_reader.*CBIR_READER_URL") as off:
             run_readonly("SELECT 1")
+        print(f"\nconsole without the role: {off.value}")
     finally:
         del os.environ["CBIR_DATABASE_URL"]
+
+
+# --- exposure: network, passwords, uploads ------------------------------------------------------------------
+
+
+def test_embedded_server_listens_on_its_unix_socket_only(collection: Path, cbir_home: Path) -> None:
+    pgdata = cbir_home / "pgdata"
+    with db.connect() as conn:
+        assert conn.execute("SHOW listen_addresses").fetchone() == ("",)  # no TCP at all
+        socket_dirs = conn.execute("SHOW unix_socket_directories").fetchone()[0]
+    assert [Path(d.strip()).resolve() for d in socket_dirs.split(",")] == [pgdata.resolve()]
+    assert stat.S_IMODE(pgdata.stat().st_mode) == 0o700  # only the server's own user (and root) reach the socket
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://analyst:s3cret-pw@db.example:5432/cbir",
+        "postgresql://analyst@db.example/cbir?sslmode=require&password=s3cret-pw",
+        "host=db.example user=analyst password=s3cret-pw dbname=cbir",
+        "host=db.example password='s3cret-pw with space' dbname=cbir",
+    ],
+)
+def test_describe_url_masks_the_password(url: str) -> None:
+    shown = db.describe_url(url)
+    assert "s3cret" not in shown and "***" in shown and "db.example" in shown
+
+
+def test_password_never_printed_by_status_or_errors(collection: Path) -> None:
+    """`cbir db url` prints the usable URL (psql needs it); status lines and errors mask the password."""
+    trusted = db.database_url()  # the embedded server trusts its socket, so any password is accepted
+    with_password = trusted.replace("postgres:@", "postgres:s3cret-pw@")
+    assert with_password != trusted
+    env = {**os.environ, "CBIR_DATABASE_URL": with_password}
+    status = run_cli("db", "status", env=env, check=True)
+    assert "s3cret" not in status.stdout + status.stderr and "postgres:***@" in status.stdout
+    assert run_cli("db", "url", env=env, check=True).stdout.strip() == with_password
+    wrong = {**env, "CBIR_DATABASE_URL": with_password.replace("/cbir?", "/no_such_db?")}
+    failed = run_cli("db", "status", env=wrong)
+    assert failed.returncode == 2 and "s3cret" not in failed.stdout + failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1 and "no_such_db" in failed.stderr
+
+
+def test_uploaded_bytes_never_reach_sql_or_disk(collection: Path, cbir_home: Path, tmp_path: Path) -> None:
+    """An upload carrying SQL in its metadata is searched; its bytes appear in no statement and no file."""
+    marker = f"upload-marker-{uuid.uuid4().hex}"
+    info = PngInfo()
+    info.add_text("Comment", f"'); DROP TABLE images; -- {marker}")
+    upload = tmp_path / "upload.png"
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(upload, pnginfo=info)
+    assert marker.encode() in upload.read_bytes()
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "tmp").mkdir()
+    log = cbir_home / "pgdata" / "log"
+    offset = log.stat().st_size
+    script = textwrap.dedent(
+        f"""
+        import pathlib
+        from cbir import db, sql_console
+        from cbir.search import search
+        conn = db.connect()
+        conn.execute("SET log_statement = 'all'")  # every statement this session sends, with its parameters
+        hits = search(pathlib.Path({str(upload)!r}).read_bytes(), k=3, conn=conn)
+        print(len(hits))
+        conn.execute("CHECKPOINT")
+        """
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path / "cwd", env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "3", proc.stderr
+    with open(log, "rb") as handle:
+        handle.seek(offset)
+        logged = handle.read()
+    assert b"FROM embeddings" in logged  # the search's statements were logged...
+    assert marker.encode() not in logged  # ...and the upload's bytes were in none of them
+    written = [p for p in [*cbir_home.rglob("*"), *(tmp_path / "cwd").rglob("*")] if p.is_file()]
+    assert written and not [p for p in written if marker.encode() in p.read_bytes()]
+
+
+SOURCES = sorted({*ROOT.glob("cbir/**/*.py"), *ROOT.glob("app_pages/*.py"), *ROOT.glob("*.py")})
+SQL_CALLS = {"execute", "executemany", "stream", "SQL"}
+
+
+def _constant(node: ast.expr) -> bool:
+    """A module constant (UPPER_CASE name), a literal, or a str method applied to constants (", ".join(COLS))."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.Name):
+        return node.id.lstrip("_").isupper()
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return _constant(node.func.value) and all(_constant(arg) for arg in node.args)
+    return False
+
+
+def _built_from_strings(node: ast.expr) -> bool:
+    """Text that values were pasted into: an f-string, `"..." % x`, `"..." + x` or `"...".format(x)`.
+
+    Module constants (column lists, the database's name) may be formatted in; nothing else.
+    """
+    if isinstance(node, ast.JoinedStr):
+        return not all(_constant(part.value) for part in node.values if isinstance(part, ast.FormattedValue))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod | ast.Add):
+        return not (_constant(node.left) and _constant(node.right))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return isinstance(node.func.value, ast.Constant | ast.JoinedStr) and not all(map(_constant, node.args))
+    return False
+
+
+@pytest.mark.parametrize(
+    ("code", "pasted"),
+    [
+        ("f\"SELECT * FROM images WHERE path = '{path}'\"", True),
+        ('"SELECT %s" % category', True),
+        ('"SELECT " + text', True),
+        ('"SELECT {}".format(name)', True),
+        ('f"SELECT {obj.attr} FROM images"', True),
+        ('"SELECT * FROM images WHERE id = %s"', False),
+        ('sql.SQL("SELECT {} FROM images").format(sql.Identifier(column))', False),
+        ('f"SELECT {COLUMNS} FROM models"', False),
+        ("f\"SELECT {', '.join(CATEGORY_COLUMNS)} FROM t\"", False),
+    ],
+)
+def test_sql_string_check_tells_pasted_values_from_constants(code: str, pasted: bool) -> None:
+    assert _built_from_strings(ast.parse(code, mode="eval").body) is pasted
+
+
+def test_sql_is_never_built_by_string_formatting() -> None:
+    """Values reach SQL as parameters or psycopg.sql literals only, never by f-strings, %, + or str.format."""
+    found = set()
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in SQL_CALLS and _built_from_strings(node.args[0]):
+                found.add((str(path.relative_to(ROOT)), ast.unparse(node.args[0])))
+    assert found == set()
+
+
+def test_reader_reads_every_cbir_table_but_not_migrations(collection: Path) -> None:
+    with db.connect() as conn:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    assert {"images", "embeddings", "schema_migrations"} <= set(tables)
+    for table in tables:
+        if table == "schema_migrations":
+            with pytest.raises(CbirError, match="permission denied"):
+                run_readonly(f"SELECT count(*) FROM {table}")
+        else:
+            assert run_readonly(f"SELECT count(*) FROM {table}").columns == ["count"], table
+
+
+def test_dashboard_never_shows_the_password(collection: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    with_password = db.database_url().replace("postgres:@", "postgres:s3cret-pw@")
+    monkeypatch.setenv("CBIR_DATABASE_URL", with_password)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = "\n".join(str(e.value) for kind in (at.markdown, at.caption, at.info, at.error, at.warning) for e in kind)
+    assert "postgres:***@" in shown and "s3cret" not in shown
+    db.pool(with_password).close()
+    db.pool.cache_clear()

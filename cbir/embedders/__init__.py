@@ -7,8 +7,21 @@ from functools import cache
 
 from cbir.embedders.base import Embedder
 
-# Built-in, non-Hugging-Face methods register here by name.
-BUILTINS: dict[str, Callable[[], Embedder]] = {}
+
+def _phash() -> Embedder:
+    from cbir.embedders.phash import PHashEmbedder
+
+    return PHashEmbedder()
+
+
+def _pixels_umap() -> Embedder:
+    from cbir.embedders.pixels_umap import PixelsUmapEmbedder
+
+    return PixelsUmapEmbedder()
+
+
+# Built-in, non-Hugging-Face methods register here by name (imported on first use: umap is slow to import).
+BUILTINS: dict[str, Callable[[], Embedder]] = {"phash": _phash, "pixels-umap": _pixels_umap}
 
 
 @cache

@@ -19,6 +19,9 @@ class Embedder(ABC):
     name: str
     kind: str = "vector"
     dim: int
+    # True for models fitted on the whole collection (pixels-umap): ingest stores `inputs` per image and calls
+    # `fit` on all of them at the end of the run, since no vector exists before the fit.
+    fitted_on_collection: bool = False
 
     def prepare(self, images: list[Image.Image]) -> Any:
         return images
@@ -29,6 +32,18 @@ class Embedder(ABC):
 
     def embed(self, images: list[Image.Image]) -> np.ndarray:
         return self.forward(self.prepare(images))
+
+    def inputs(self, prepared: Any) -> np.ndarray:
+        """What a collection-fitted model stores per image before its fit (one row per image)."""
+        raise NotImplementedError(f"{self.name} is not fitted on the collection")
+
+    def fit(self, inputs: list[bytes]) -> np.ndarray:
+        """Fit on every stored input (as bytes from `inputs` rows), persist, and return all vectors."""
+        raise NotImplementedError(f"{self.name} is not fitted on the collection")
+
+    def is_fitted(self) -> bool:
+        """Whether a persisted fit exists (always true for models that need none)."""
+        return True
 
     def info(self) -> dict[str, Any]:
         """Facts stored with the model row (pooling, preprocessing, ...)."""

@@ -25,6 +25,10 @@ from urllib.parse import urlsplit
 os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
 os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# OpenMP threads sleep instead of spinning while they wait (read when torch loads, so before its import).
+# Spinning threads steal the cores the model needs whenever anything else runs (decode workers, the
+# database, other programs): see "OpenMP wait policy" in BENCHMARKS.md. Set it to override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -1,0 +1,102 @@
+"""What the Inspector page shows, read from stored `cbir eval` results (never recomputed): runs, per-category
+metrics worst first, confused category pairs, and A's queries with their wrong B neighbours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+CATEGORY_COLUMNS = ("precision_at_1", "precision_at_5", "precision_at_10", "map_at_k", "map")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    model: str
+    k: int
+    queries: int
+    images: int
+    created_at: datetime
+    overall: dict[str, float]
+    macro: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} (run {self.id}, {self.queries} queries, {self.created_at:%Y-%m-%d %H:%M})"
+
+
+@dataclass
+class Example:
+    """One query of category A and those of its top-k neighbours that are in category B."""
+
+    query_id: int
+    query_path: str
+    wrong: list[tuple[int, int, float]]  # (image id, rank, distance)
+
+
+def latest_runs(conn: psycopg.Connection) -> list[Run]:
+    """The newest evaluation run of each model, newest first."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (r.model_id) r.id, m.name, r.k, r.queries, r.images, r.created_at, r.overall, r.macro"
+        " FROM evaluation_runs r JOIN models m ON m.id = r.model_id ORDER BY r.model_id, r.created_at DESC, r.id DESC"
+    ).fetchall()
+    return sorted((Run(*r) for r in rows), key=lambda run: run.created_at, reverse=True)
+
+
+def categories(conn: psycopg.Connection, run_id: int) -> list[dict[str, Any]]:
+    """Per-category metrics of a run, worst (lowest full-ranking mAP) first."""
+    rows = conn.execute(
+        f"SELECT category, images, queries, {', '.join(CATEGORY_COLUMNS)} FROM evaluation_categories"
+        " WHERE run_id = %s ORDER BY map, category",
+        (run_id,),
+    )
+    names = ("category", "images", "queries", *CATEGORY_COLUMNS)
+    return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def confusions(
+    conn: psycopg.Connection, run_id: int, category: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Confused pairs of a run, most wrong neighbours first (optionally only those of queries in `category`)."""
+    rows = conn.execute(
+        "SELECT category, other, neighbours, queries, rate, lift FROM evaluation_confusions"
+        " WHERE run_id = %s AND (%s::text IS NULL OR category = %s)"
+        " ORDER BY neighbours DESC, rate DESC, category, other LIMIT %s",
+        (run_id, category, category, limit),
+    )
+    names = ("category", "other", "neighbours", "queries", "rate", "lift")
+    return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def pair(conn: psycopg.Connection, run_id: int, category: str, other: str) -> dict[str, Any] | None:
+    """One pair's counts in a run (None when A's queries never had a B neighbour there)."""
+    rows = confusions(conn, run_id, category=category, limit=10_000)
+    return next((p for p in rows if p["other"] == other), None)
+
+
+def examples(conn: psycopg.Connection, run_id: int, category: str, other: str, limit: int = 8) -> list[Example]:
+    """A's queries with the most neighbours in B, each with those wrong neighbours and their distances."""
+    rows = conn.execute(
+        "SELECT n.query_id, q.path, array_agg(n.image_id ORDER BY n.rank), array_agg(n.rank ORDER BY n.rank),"
+        " array_agg(n.distance ORDER BY n.rank)"
+        " FROM evaluation_neighbours n JOIN images q ON q.id = n.query_id JOIN images i ON i.id = n.image_id"
+        " WHERE n.run_id = %s AND q.category = %s AND i.category = %s"
+        " GROUP BY n.query_id, q.path ORDER BY count(*) DESC, min(n.rank), n.query_id LIMIT %s",
+        (run_id, category, other, limit),
+    )
+    return [Example(r[0], r[1], list(zip(r[2], r[3], r[4], strict=True))) for r in rows]
+
+
+def compare(conn: psycopg.Connection, run_a: int, run_b: int) -> list[dict[str, Any]]:
+    """Per-category mAP and precision@1 of two runs side by side, largest mAP difference (b - a) first."""
+    rows = conn.execute(
+        "SELECT a.category, a.queries, a.precision_at_1, b.precision_at_1, a.map, b.map"
+        " FROM evaluation_categories a JOIN evaluation_categories b ON b.category = a.category"
+        " WHERE a.run_id = %s AND b.run_id = %s ORDER BY b.map - a.map DESC, a.category",
+        (run_a, run_b),
+    )
+    names = ("category", "queries", "precision_at_1 A", "precision_at_1 B", "map A", "map B")
+    return [dict(zip(names, r, strict=True)) for r in rows]
