@@ -140,3 +140,19 @@ def test_map_box_selection_shows_thumbnails(server: str, browser_page) -> None:
     expect(page.locator(IMAGES)).to_have_count(24)
     page.screenshot(path=str(ARTIFACTS / "map-selection.png"), full_page=True)
     print(f"screenshot: {ARTIFACTS / 'map-selection.png'}")
+
+
+def test_cbir_serve_listens_on_loopback_only(cbir_home: Path, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        command = [sys.executable, "-m", "cbir", "serve", "--port", str(port), "--no-open"]
+        proc = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, log)  # from any directory, without a terminal
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        local = [line.split()[3] for line in listening.splitlines()]  # State Recv-Q Send-Q Local Peer
+        assert local == [f"127.0.0.1:{port}"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
