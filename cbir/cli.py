@@ -207,6 +207,7 @@ def serve(
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open it in a browser once up")] = True,
 ) -> None:
     """Run the Streamlit dashboard (on loopback by default) until interrupted."""
+    import signal
     import subprocess
     import threading
 
@@ -222,10 +223,12 @@ def serve(
     typer.echo(f"dashboard: {url}  (Ctrl-C stops it)")
     if open_browser:
         threading.Thread(target=_open_when_up, args=(url,), daemon=True).start()
+    server = subprocess.Popen(command, cwd=root)  # cwd: .streamlit/config.toml applies
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())  # stopping cbir serve stops the server too
     try:
-        code = subprocess.call(command, cwd=root)  # cwd: .streamlit/config.toml applies
-    except KeyboardInterrupt:
-        code = 0
+        code = server.wait()
+    except KeyboardInterrupt:  # Ctrl-C reaches the server as well (same process group)
+        code = server.wait()
     raise typer.Exit(code)
 
 

@@ -156,3 +156,8 @@ def test_cbir_serve_listens_on_loopback_only(cbir_home: Path, tmp_path: Path) ->
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    deadline = time.monotonic() + 20
+    while listening.strip() and time.monotonic() < deadline:  # stopping cbir serve stops Streamlit too
+        time.sleep(0.3)
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    assert not listening.strip(), f"streamlit still listens on {port} after cbir serve stopped"
