@@ -204,23 +204,47 @@ def project(
 def serve(
     port: Annotated[int, typer.Option(help="Port of the dashboard")] = 8501,
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback exposes it")] = "127.0.0.1",
-    headless: Annotated[bool, typer.Option(help="Do not open a browser")] = False,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open it in a browser once up")] = True,
 ) -> None:
     """Run the Streamlit dashboard (on loopback by default) until interrupted."""
+    import signal
     import subprocess
+    import threading
 
     root = Path(__file__).resolve().parent.parent
     app_file = root / "streamlit_app.py"
     if not app_file.is_file():
         raise CbirError(f"{app_file} not found: cbir serve runs the dashboard from a clone of the project")
+    # Headless always: otherwise Streamlit's first run asks for an e-mail address on stdin. cbir opens the
+    # browser itself instead, once the server answers.
     command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", host]
-    command += ["--server.port", str(port), "--server.headless", str(headless).lower()]
-    typer.echo(f"dashboard: http://{host}:{port}  (Ctrl-C stops it)")
+    command += ["--server.port", str(port), "--server.headless", "true"]
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    typer.echo(f"dashboard: {url}  (Ctrl-C stops it)")
+    if open_browser:
+        threading.Thread(target=_open_when_up, args=(url,), daemon=True).start()
+    server = subprocess.Popen(command, cwd=root)  # cwd: .streamlit/config.toml applies
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())  # stopping cbir serve stops the server too
     try:
-        code = subprocess.call(command, cwd=root)  # cwd: .streamlit/config.toml applies
-    except KeyboardInterrupt:
-        code = 0
+        code = server.wait()
+    except KeyboardInterrupt:  # Ctrl-C reaches the server as well (same process group)
+        code = server.wait()
     raise typer.Exit(code)
+
+
+def _open_when_up(url: str, seconds: float = 120) -> None:
+    import time
+    import urllib.request
+    import webbrowser
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                webbrowser.open(url)
+                return
+        except OSError:
+            time.sleep(0.5)
 
 
 @db_app.command("url")

@@ -84,7 +84,7 @@ def load_vectors(conn: psycopg.Connection, model: store.Model) -> tuple[np.ndarr
         (model.id,),
     ).fetchall()
     ids = np.array([r[0] for r in rows], dtype=np.int64)
-    vectors = [r[1].to_numpy() if hasattr(r[1], "to_numpy") else np.asarray(r[1]) for r in rows]
+    vectors = [store.as_array(r[1]) for r in rows]
     dtype = np.float32 if model.kind == "vector" else np.bool_
     return ids, np.array(vectors, dtype=dtype).reshape(len(rows), model.dim)
 

@@ -122,7 +122,9 @@ def test_upload_shows_results(server: str, browser_page) -> None:
 
 def test_map_box_selection_shows_thumbnails(server: str, browser_page) -> None:
     page = browser_page
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Map").click()  # same session: query highlighted
+    page.locator('[data-testid="stSidebarNav"]').get_by_role(
+        "link", name="Map"
+    ).click()  # same session: query highlighted
     plot = page.locator(".js-plotly-plot").first
     plot.wait_for()
     page.get_by_text("The red star is the latest query").wait_for()
@@ -155,3 +157,24 @@ def test_a_second_browser_session_does_not_share_the_first_ones_state(server: st
     finally:
         other.close()
     expect(browser_page.get_by_text("The red star is the latest query")).to_be_visible()  # the first session's
+
+
+def test_cbir_serve_listens_on_loopback_only(cbir_home: Path, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        command = [sys.executable, "-m", "cbir", "serve", "--port", str(port), "--no-open"]
+        proc = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, log)  # from any directory, without a terminal
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        local = [line.split()[3] for line in listening.splitlines()]  # State Recv-Q Send-Q Local Peer
+        assert local == [f"127.0.0.1:{port}"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    deadline = time.monotonic() + 20
+    while listening.strip() and time.monotonic() < deadline:  # stopping cbir serve stops Streamlit too
+        time.sleep(0.3)
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    assert not listening.strip(), f"streamlit still listens on {port} after cbir serve stopped"

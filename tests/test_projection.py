@@ -73,3 +73,16 @@ def test_cli_rejects_bad_n_neighbors_in_one_line(fitted: projection.Projection) 
         proc = run_cli("project", "--n-neighbors", value)
         assert proc.returncode == 2, proc.stderr
         assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_hash_model_maps_with_hamming(fitted: projection.Projection) -> None:
+    """Bit-string models (phash) are mapped too; runs last: a second model changes the default model."""
+    files = [f for c, n in CATEGORIES.items() for f in caltech_files(c, n)]
+    ingest(files, "phash", progress=False)
+    with db.connect() as conn:
+        mapped = projection.project(conn, "phash", n_neighbors=5, progress=False)
+        ids, bits = projection.load_vectors(conn, resolve_model(conn, "phash"))
+        reducer = projection.load_reducer(conn, mapped.id)
+    assert mapped.metric == "hamming" and mapped.images == 24
+    assert bits.dtype == np.bool_ and bits.shape == (24, 64)
+    assert all(np.isfinite(projection.place(reducer, bits[0])))
