@@ -365,7 +365,7 @@ def test_dashboard_listens_on_loopback_only(collection: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cbir", "serve", "--port", str(port), "--headless"],
+        [sys.executable, "-m", "cbir", "serve", "--port", str(port), "--no-open"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -381,7 +381,8 @@ def test_dashboard_listens_on_loopback_only(collection: Path) -> None:
         assert listening, "the dashboard never listened"
         assert {addr.ip for addr in listening} == {"127.0.0.1"} and {addr.port for addr in listening} == {port}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
 
 
