@@ -158,6 +158,11 @@ def test_map_shows_every_image_coloured_by_category(mapped) -> None:
     assert [d["name"] for d in main["data"]] == ["images"]  # no query yet
     assert values(trust["data"][0]["x"]) == [5]
     assert "24 images, UMAP n_neighbors=5" in texts(at)
+    labelled(at.selectbox, "n_neighbors").set_value(10)
+    next(b for b in at.button if b.label.startswith("Refit now")).click().run()
+    assert "24 images, UMAP n_neighbors=10" in texts(at)
+    labelled(at.selectbox, "n_neighbors").set_value(5)
+    next(b for b in at.button if b.label.startswith("Refit now")).click().run()  # as the fixture left it
 
 
 def test_map_highlights_the_latest_query_and_its_neighbours(mapped) -> None:
