@@ -95,7 +95,7 @@ def embed_collection(name: str, images: list[Image.Image]) -> np.ndarray:
     embedder = get_embedder(name)
     if embedder.fitted_on_collection:
         rows = embedder.inputs(embedder.prepare(images))
-        return embedder.fit([row.tobytes() for row in rows])
+        return embedder.fit([row.tobytes() for row in rows])[0]
     return embedder.embed(images)
 
 

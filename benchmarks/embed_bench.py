@@ -273,6 +273,8 @@ def agreement(model_dir: str, n_images: int, precisions: list[str]) -> list[dict
 
 
 def print_table(title: str, rows: list[dict], keys: list[str]) -> None:
+    if not rows:
+        return
     print(f"\n{title}\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for r in rows:
         cells = [f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys]

@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     from cbir.embedders import get_embedder
     from cbir.ingest import ingest
     from cbir.random_model import save_random_dinov2
+    from cbir.search import search  # noqa: F401  (imported now: the whole run uses one version of cbir)
 
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.machine()} nproc {os.cpu_count()}")
     print(f"load average {os.getloadavg()}", flush=True)
@@ -133,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
         after = model_only_rate(embedder, prepared)
         assert report.embedded == len(files) - len(report.skipped) - report.already, report
         model_rate = (before + after) / 2
+        print(f"model only {before:.2f} / {after:.2f} images/s, end to end {e2e:.2f} images/s", flush=True)
         naive = naive_loop(embedder, conn, files[: args.naive_images])
+        print(f"naive loop {naive:.2f} images/s", flush=True)
         trip, forward = round_trip(embedder, conn, caltech_files(args.queries, skip=40))
         conn.close()
     finally:

