@@ -66,6 +66,13 @@ if selected:
     with ui.connection() as conn:
         ui.thumbnail_grid(conn, shown, captions, columns=6)
 
+with st.expander("Refit the map (after adding images)"):
+    choice = st.selectbox("n_neighbors", ["auto", *projection.GRID], help="auto: keep the most trustworthy")
+    if st.button("Refit now (UMAP; can take minutes)"):
+        with st.spinner("Fitting UMAP and scoring trustworthiness..."), ui.connection() as conn:
+            projection.project(conn, model, n_neighbors=choice, progress=False)
+        st.rerun()
+
 if current.scores:
     st.subheader("Trustworthiness vs n_neighbors")
     st.plotly_chart(charts.trustworthiness_figure(current.scores, current.n_neighbors), key="trust")

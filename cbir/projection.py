@@ -108,6 +108,7 @@ def fit(vectors: np.ndarray, n_neighbors: int, metric: str, seed: int = SEED) ->
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=MIN_DIST, metric=metric, random_state=seed)
     with warnings.catch_warnings():  # a fixed seed makes UMAP single-threaded, and it warns about that
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        warnings.filterwarnings("ignore", message="gradient function is not yet", category=UserWarning)  # hamming
         return reducer.fit(vectors)
 
 

@@ -131,11 +131,15 @@ def values(field: list | dict) -> list:
     return field
 
 
-def test_map_without_a_projection_offers_to_fit(populated) -> None:
+def test_map_without_a_projection_offers_to_fit_on_request(populated) -> None:
     at = page("map")
     assert "No map yet" in texts(at) and "cbir project" in texts(at)
     assert at.button[0].label.startswith("Fit the map now")
     assert not figures(at)
+    at.button[0].click().run()  # fits here, on request only (auto: 5, 10 and 15 neighbours for 24 images)
+    assert not at.exception, [e.value for e in at.exception]
+    main, trust = figures(at)
+    assert len(values(main["data"][0]["x"])) == 24 and values(trust["data"][0]["x"]) == [5, 10, 15]
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +158,11 @@ def test_map_shows_every_image_coloured_by_category(mapped) -> None:
     assert [d["name"] for d in main["data"]] == ["images"]  # no query yet
     assert values(trust["data"][0]["x"]) == [5]
     assert "24 images, UMAP n_neighbors=5" in texts(at)
+    labelled(at.selectbox, "n_neighbors").set_value(10)
+    next(b for b in at.button if b.label.startswith("Refit now")).click().run()
+    assert "24 images, UMAP n_neighbors=10" in texts(at)
+    labelled(at.selectbox, "n_neighbors").set_value(5)
+    next(b for b in at.button if b.label.startswith("Refit now")).click().run()  # as the fixture left it
 
 
 def test_map_highlights_the_latest_query_and_its_neighbours(mapped) -> None:
