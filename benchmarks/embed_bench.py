@@ -116,6 +116,7 @@ def onnx_runner(model: torch.nn.Module, workdir: Path) -> Callable[[torch.Tensor
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = torch.get_num_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # like OMP_WAIT_POLICY=PASSIVE
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda batch: session.run(None, {"pixel_values": batch.numpy()})[0]
 
