@@ -99,10 +99,9 @@ def confusions(labels: np.ndarray, ranking: Ranking, names: list[str]) -> list[d
     counts = np.zeros((n_cat, n_cat), dtype=np.int64)
     touched = np.zeros((n_cat, n_cat), dtype=np.int64)
     for a in np.unique(query_labels):
-        hits = neighbour_labels[query_labels == a]
-        hits = hits[hits >= 0]
-        counts[a] += np.bincount(hits, minlength=n_cat)
-        for row in neighbour_labels[query_labels == a]:
+        rows = neighbour_labels[query_labels == a]
+        counts[a] += np.bincount(rows[rows >= 0], minlength=n_cat)
+        for row in rows:
             touched[a, np.unique(row[row >= 0])] += 1
     n_queries = np.bincount(query_labels, minlength=n_cat)
     share = np.bincount(labels[labels >= 0], minlength=n_cat) / (len(labels) - 1)
