@@ -173,9 +173,7 @@ def table(results: dict) -> str:
             precision = "-" if np.isnan(r["precision"]) else f"{r['precision']:.2f}"
             cells += [precision, f"{r['recall']:.2f}", f"{r['top1']:.2f}"]
         lines.append(f"| {transform} | " + " | ".join(cells) + " |")
-    alarms = [
-        f"{results['models'][m]['rows']['unrelated photos (false alarms)']['false_alarm_rate']:.2f}" for m in models
-    ]
+    alarms = [f"{results['models'][m]['rows'][UNRELATED]['false_alarm_rate']:.2f}" for m in models]
     lines.append("| unrelated photos: share with any match | " + " | ".join(f"{a} | | " for a in alarms) + "|")
     thresholds = ", ".join(
         f"{m} <= {results['models'][m]['threshold']:g} ({results['models'][m]['metric']})" for m in models
