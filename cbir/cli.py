@@ -291,11 +291,10 @@ def main() -> None:
         print(f"cbir: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except psycopg.OperationalError as exc:  # the server went away mid-command: whole transactions only were kept
-        from cbir.db import describe_location
+        from cbir.db import describe_location, first_line
 
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(
-            f"cbir: error: lost the connection to {describe_location()} ({reason}); "
+            f"cbir: error: lost the connection to {describe_location()} ({first_line(exc)}); "
             "nothing half-written was kept: run the command again",
             file=sys.stderr,
         )

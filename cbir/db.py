@@ -63,13 +63,18 @@ def _remove_stale_lock_file(pgdata: Path) -> None:
     lock_file = pgdata / "postmaster.pid"
     with PostgresServer._lock:
         try:
-            pid = int(lock_file.read_text().split("\n", 1)[0])
+            pid = _pid_in(lock_file)
         except FileNotFoundError:
             return
         except (OSError, ValueError):
             pid = None
         if pid is None or not psutil.pid_exists(pid):
             lock_file.unlink(missing_ok=True)
+
+
+def _pid_in(lock_file: Path) -> int:
+    """The process id on a Postgres lock file's first line; OSError or ValueError if missing or half-written."""
+    return int(lock_file.read_text().split("\n", 1)[0])
 
 
 def _log_size(pgdata: Path) -> int:
@@ -103,7 +108,7 @@ def _leftover_processes(pgdata: Path) -> bool:
 
     for lock in (pgdata / "postmaster.pid", pgdata / ".s.PGSQL.5432.lock"):
         with contextlib.suppress(OSError, ValueError):
-            if psutil.pid_exists(int(lock.read_text().split("\n", 1)[0])):  # zombies included
+            if psutil.pid_exists(_pid_in(lock)):  # zombies included
                 return True
     return any(proc.info["cwd"] == str(pgdata) for proc in psutil.process_iter(attrs=("cwd",)))
 
@@ -125,12 +130,13 @@ def _embedded_admin_url(wait_s: float = 20.0) -> str:
                     raise
                 raise CbirError(
                     f"the embedded database in {settings().pgdata} does not accept connections "
-                    f"({_first_line(exc)}); see its log at {settings().pgdata / 'log'}. {RECOVERY}"
+                    f"({first_line(exc)}); see its log at {settings().pgdata / 'log'}. {RECOVERY}"
                 ) from None
             time.sleep(0.3)
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """An error's first line (its type where it has no text), for one-line messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -176,12 +182,12 @@ def connect(url: str | None = None) -> psycopg.Connection:
     try:
         conn = psycopg.connect(url, autocommit=True)  # explicit conn.transaction() blocks only
     except psycopg.OperationalError as exc:
-        raise CbirError(f"cannot connect to the database at {describe_url(url)}: {_first_line(exc)}") from exc
+        raise CbirError(f"cannot connect to the database at {describe_url(url)}: {first_line(exc)}") from exc
     try:
         apply_migrations(conn)
     except psycopg.Error as exc:  # a database cbir did not leave this way, or damaged: say so in one line
         conn.close()
-        raise CbirError(f"cannot apply the migrations to {describe_url(url)}: {_first_line(exc)}") from exc
+        raise CbirError(f"cannot apply the migrations to {describe_url(url)}: {first_line(exc)}") from exc
     register_vector(conn)
     return conn
 
@@ -202,15 +208,16 @@ def pool(url: str | None = None, max_size: int = 8) -> ConnectionPool:
     url = url or database_url()
     with connect(url):
         pass  # apply migrations once before the pool hands out connections
+    return open_pool(url, max_size)
 
-    def configure(conn: psycopg.Connection) -> None:
-        register_vector(conn)
 
+def open_pool(url: str, max_size: int) -> ConnectionPool:
+    """An opened pool of autocommit connections with vector types, checked before each loan."""
     p = ConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
-        configure=configure,
+        configure=_configure,
         check=check_connection,
         kwargs={"autocommit": True},
         open=False,
@@ -219,13 +226,17 @@ def pool(url: str | None = None, max_size: int = 8) -> ConnectionPool:
     return p
 
 
+def _configure(conn: psycopg.Connection) -> None:
+    register_vector(conn)
+
+
 def server_running() -> bool:
     """Whether the embedded server for CBIR_HOME is up (without starting it); a killed one's zombie is not."""
     import psutil
 
     try:
-        pid = int((settings().pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
-        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        status = psutil.Process(_pid_in(settings().pgdata / "postmaster.pid")).status()
+        return status not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
     except (OSError, ValueError, psutil.Error):  # no file, a half-written one, or no such process
         return False
 

@@ -19,7 +19,6 @@ from functools import cache
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from pgvector.psycopg import register_vector
 from psycopg import errors, sql
 from psycopg_pool import ConnectionPool
 
@@ -134,16 +133,11 @@ def _derived_reader_url(home: str, database_url: str | None) -> str:
 
 
 def _reader_connect_error(url: str, exc: Exception) -> CbirError:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return CbirError(
-        f"the SQL console cannot log in as {READER_ROLE} at {db.describe_url(url)} ({message}). "
+        f"the SQL console cannot log in as {READER_ROLE} at {db.describe_url(url)} ({db.first_line(exc)}). "
         f"Where cbir may not create roles, an administrator runs migrations/030_reader_role.sql, "
         f"sets a password for {READER_ROLE} and you set CBIR_READER_URL"
     )
-
-
-def _configure(conn: psycopg.Connection) -> None:
-    register_vector(conn)
 
 
 def reader_pool(url: str | None = None) -> ConnectionPool:
@@ -157,28 +151,17 @@ def _reader_pool(url: str, max_size: int = 4) -> ConnectionPool:
         psycopg.connect(url, connect_timeout=10).close()  # fail now, with a clear message
     except psycopg.Error as exc:
         raise _reader_connect_error(url, exc) from None
-    p = ConnectionPool(
-        url,
-        min_size=1,
-        max_size=max_size,
-        configure=_configure,
-        check=db.check_connection,
-        kwargs={"autocommit": True},
-        open=False,
-    )
-    p.open(wait=True, timeout=30)
-    return p
+    return db.open_pool(url, max_size)
 
 
 def _fetch(conn: psycopg.Connection, statement: str, keyword: str, row_limit: int) -> SqlResult:
     if keyword in _PLAN_WORDS:
         cur = conn.cursor()
         cur.execute(statement, prepare=True)  # extended protocol: one statement only
-        rows = cur.fetchmany(row_limit + 1)
     else:
         cur = conn.cursor(name="cbir_console")  # DECLARE: one query only, rows fetched on demand
         cur.execute(statement)
-        rows = cur.fetchmany(row_limit + 1)
+    rows = cur.fetchmany(row_limit + 1)
     columns = [c.name for c in cur.description or []]
     cur.close()
     return SqlResult(columns=columns, rows=[tuple(r) for r in rows[:row_limit]], truncated=len(rows) > row_limit)
