@@ -136,6 +136,7 @@ def dupes(
     from dataclasses import asdict
 
     from cbir import copies, db
+    from cbir.images import BadImage, read_image_file
     from cbir.search import resolve_model
 
     with db.connect() as conn:
@@ -143,9 +144,9 @@ def dupes(
         limit_t = copies.default_threshold(model_row.name) if threshold is None else threshold
         if of is not None:
             try:
-                data = of.read_bytes()
-            except OSError as exc:
-                raise CbirError(f"cannot read {of}: {exc.strerror or exc}") from None
+                data = read_image_file(of)  # like search: no FIFO hang, size limit, no half-changed file
+            except BadImage as exc:
+                raise CbirError(f"cannot use {of}: {exc}") from None
             found = copies.sources(conn, model_row, data, threshold)
             if as_json:
                 typer.echo(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -115,6 +116,9 @@ def test_dupes_bad_input(planted: dict[str, Path], tmp_path: Path) -> None:
     (tmp_path / "notes.jpg").write_text("not an image")
     bad = run_cli("dupes", "--of", str(tmp_path / "notes.jpg"))
     assert bad.returncode == 2 and "not a usable image" in bad.stderr
+    os.mkfifo(tmp_path / "pipe.jpg")  # a named pipe must not block the command
+    pipe = run_cli("dupes", "--of", str(tmp_path / "pipe.jpg"), timeout=60)
+    assert pipe.returncode == 2 and "not a regular file" in pipe.stderr
 
 
 def test_duplicates_page_shows_groups_and_an_uploads_source(planted: dict[str, Path]) -> None:
