@@ -35,16 +35,16 @@ st.dataframe(
     hide_index=True,
 )
 with ui.connection() as conn:
+    per_category = inspector.categories(conn, run.id)
     if other_run:
         st.caption(f"Per category: A = {run.model}, B = {other_run.model}; largest gain of B first.")
         st.dataframe(inspector.compare(conn, run.id, other_run.id), hide_index=True, height=300)
     else:
         st.caption("Worst first (full-ranking mAP); click a column to sort.")
-        st.dataframe(inspector.categories(conn, run.id), hide_index=True, height=300)
+        st.dataframe(per_category, hide_index=True, height=300)
 
 st.subheader("Most confused category pairs")
-with ui.connection() as conn:
-    names = [c["category"] for c in inspector.categories(conn, run.id)]
+names = [c["category"] for c in per_category]
 only = st.selectbox("Queries of category", [ANY, *sorted(names)])
 with ui.connection() as conn:
     pairs = inspector.confusions(conn, run.id, category=None if only == ANY else only)

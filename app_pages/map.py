@@ -18,7 +18,7 @@ except CbirError as exc:
 if not models:
     st.info("Nothing to map yet: run `cbir ingest PATH --model MODEL`, then `cbir project`.")
     st.stop()
-model = st.selectbox("Model", models, index=models.index(default)) if len(models) > 1 else models[0]
+model = ui.pick_model(models, default)
 
 with ui.connection() as conn:
     current = projection.latest(conn, model)

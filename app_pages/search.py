@@ -27,7 +27,7 @@ if not models:
 
 left, right = st.columns([2, 1])
 with right:
-    model = st.selectbox("Model", models, index=models.index(default)) if len(models) > 1 else models[0]
+    model = ui.pick_model(models, default)
     k = st.slider("Results (k)", 1, 50, 10)
     only = st.selectbox("Only category", [ALL, *categories])
 with left:

@@ -68,10 +68,10 @@ def model_names(conn: psycopg.Connection) -> list[str]:
 
 def default_model(conn: psycopg.Connection) -> str | None:
     """The model a search uses when none is picked (as `cbir search`), else the first stored one."""
-    names = model_names(conn)
     try:
         return resolve_model(conn, None).name
     except CbirError:
+        names = model_names(conn)
         return names[0] if names else None
 
 
@@ -82,11 +82,6 @@ def images_in(conn: psycopg.Connection, category: str | None, limit: int = 1000)
         (category, limit),
     ).fetchall()
     return [ImageRow(*r) for r in rows]
-
-
-def image_rows(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[int, ImageRow]:
-    rows = conn.execute("SELECT id, path, category FROM images WHERE id = ANY(%s)", (list(image_ids),))
-    return {r[0]: ImageRow(*r) for r in rows}
 
 
 def thumbnails(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[int, bytes]:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg import sql
 from tqdm import tqdm
 
 from cbir import store
@@ -75,20 +74,6 @@ def parse_neighbors(value: str | int) -> int | str:
     return int(value)
 
 
-def load_vectors(conn: psycopg.Connection, model: store.Model) -> tuple[np.ndarray, np.ndarray]:
-    """(image ids, vectors) of every embedding of a model, ordered by id."""
-    rows = conn.execute(
-        sql.SQL("SELECT image_id, {} FROM embeddings WHERE model_id = %s ORDER BY image_id").format(
-            sql.Identifier(model.column_name)
-        ),
-        (model.id,),
-    ).fetchall()
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    vectors = [store.as_array(r[1]) for r in rows]
-    dtype = np.float32 if model.kind == "vector" else np.bool_
-    return ids, np.array(vectors, dtype=dtype).reshape(len(rows), model.dim)
-
-
 def candidates(images: int, n_neighbors: int | str) -> list[int]:
     if images < MIN_IMAGES:
         raise CbirError(f"a map needs at least {MIN_IMAGES} images with embeddings, found {images}")
@@ -130,7 +115,7 @@ def project(
     """Fit the map of a model's embeddings (trying each n_neighbors of `auto`), store it, replace the old one."""
     start = time.perf_counter()
     model_row = resolve_model(conn, model)
-    ids, vectors = load_vectors(conn, model_row)
+    ids, _, vectors = store.model_vectors(conn, model_row)
     grid = candidates(len(ids), n_neighbors)
     metric = "hamming" if model_row.kind == "bit" else "euclidean"  # unit vectors: same ranking as cosine
     rng = np.random.default_rng(seed)

@@ -93,6 +93,11 @@ def fail(exc: CbirError) -> None:
     st.stop()
 
 
+def pick_model(models: list[str], default: str | None) -> str:
+    """The Model box of Search and Map: shown only when there is a choice, starting on the one a search uses."""
+    return st.selectbox("Model", models, index=models.index(default)) if len(models) > 1 else models[0]
+
+
 def thumbnail_grid(
     conn: psycopg.Connection, image_ids: Sequence[int], captions: dict[int, str], columns: int = 5
 ) -> None:

@@ -12,7 +12,7 @@ import pytest
 from conftest import caltech_files, run_cli
 from sklearn.manifold import trustworthiness
 
-from cbir import db, projection
+from cbir import db, projection, store
 from cbir.ingest import ingest
 from cbir.search import resolve_model
 
@@ -38,7 +38,7 @@ def test_auto_tries_each_n_neighbors_and_keeps_the_most_trustworthy(fitted: proj
 def test_stored_score_matches_an_independent_trustworthiness(fitted: projection.Projection) -> None:
     with db.connect() as conn:
         model = resolve_model(conn, None)
-        ids, vectors = projection.load_vectors(conn, model)
+        ids, _, vectors = store.model_vectors(conn, model)
         points = projection.points(conn, fitted.id)
     assert np.array_equal(points.ids, ids)  # every embedded image is on the map, once
     coords = np.column_stack([points.x, points.y])
@@ -49,7 +49,7 @@ def test_stored_score_matches_an_independent_trustworthiness(fitted: projection.
 def test_reducer_round_trip_places_a_stored_image_at_its_own_point(fitted: projection.Projection) -> None:
     with db.connect() as conn:
         model = resolve_model(conn, None)
-        ids, vectors = projection.load_vectors(conn, model)
+        ids, _, vectors = store.model_vectors(conn, model)
         points = projection.points(conn, fitted.id)
         reducer = projection.load_reducer(conn, fitted.id)  # unpickled from the database
     coords = np.column_stack([points.x, points.y])
@@ -81,7 +81,7 @@ def test_hash_model_maps_with_hamming(fitted: projection.Projection) -> None:
     ingest(files, "phash", progress=False)
     with db.connect() as conn:
         mapped = projection.project(conn, "phash", n_neighbors=5, progress=False)
-        ids, bits = projection.load_vectors(conn, resolve_model(conn, "phash"))
+        ids, _, bits = store.model_vectors(conn, resolve_model(conn, "phash"))
         reducer = projection.load_reducer(conn, mapped.id)
     assert mapped.metric == "hamming" and mapped.images == 24
     assert bits.dtype == np.bool_ and bits.shape == (24, 64)
