@@ -50,7 +50,8 @@ else
   DATA=$(download_caltech)
 fi
 
-step "database: $("$PY" -m cbir db url)"
+step "database"
+"$PY" -m cbir db status  # starts the embedded server if needed; masks any password
 step "ingest $DATA with ${CBIR_MODEL:-facebook/dinov2-small} (re-runs embed only what is new)"
 "$PY" -m cbir ingest "$DATA" || [ $? -eq 3 ]  # 3: finished, some files skipped (listed above)
 
