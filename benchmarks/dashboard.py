@@ -53,16 +53,17 @@ TIMEOUT_MS = 300_000
 
 def prepare(data: Path, model: str) -> int:
     """Ingest what is new and fit the map if the collection changed; returns the number of images mapped."""
-    from cbir import db, projection
-    from cbir.ingest import ingest
+    from cbir.analysis import projection
+    from cbir.indexing.ingest import ingest
+    from cbir.storage import db, projections
 
     report = ingest([data], model, progress=True)
     print(f"ingest: {report.embedded} new embeddings ({report.files} files)", flush=True)
     with db.connect() as conn:
-        from cbir.search import resolve_model
+        from cbir.storage.models import resolve_model
 
         name = resolve_model(conn, model).name
-        current = projection.latest(conn, name)
+        current = projections.latest(conn, name)
         embedded = conn.execute(
             "SELECT count(*) FROM embeddings e JOIN models m ON m.id = e.model_id WHERE m.name = %s", (name,)
         ).fetchone()[0]
@@ -108,20 +109,21 @@ def timed(action: Callable[[], None]) -> float:
 
 def in_process(points: int, uploads: list[Path], k: int) -> dict[str, float]:
     """The same work without browser or Streamlit: read the map and build its figure; one lookup."""
-    from cbir import charts, db, projection
+    from cbir.dashboard import charts
     from cbir.embedders import get_embedder
-    from cbir.lookup import lookup
-    from cbir.search import resolve_model
+    from cbir.retrieval.search import lookup
+    from cbir.storage import db, projections
+    from cbir.storage.models import resolve_model
 
     with db.connect() as conn:
         name = resolve_model(conn, None).name
         get_embedder(name)  # loaded once, as the dashboard's cache_resource does
-        current = projection.latest(conn, name)
+        current = projections.latest(conn, name)
 
         figure_json: list[str] = []
 
         def build() -> None:
-            figure_json.append(charts.map_figure(projection.points(conn, current.id)).to_json())
+            figure_json.append(charts.map_figure(projections.points(conn, current.id)).to_json())
 
         map_s = statistics.median(timed(build) for _ in range(3))
         search_s = statistics.median(timed(lambda p=p: lookup(conn, p.read_bytes(), k=k)) for p in uploads)
@@ -224,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = args.model
     if model is None:
-        from cbir.random_model import save_random_dinov2
+        from cbir.embedders.random_model import save_random_dinov2
 
         model = str(save_random_dinov2(args.home / "tiny-dinov2", size="tiny"))
     os.environ["CBIR_MODEL"] = model

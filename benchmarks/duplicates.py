@@ -103,7 +103,7 @@ def measure(
     stored: np.ndarray, queries: dict[str, np.ndarray], unrelated: np.ndarray, metric: str, threshold: float
 ) -> dict[str, dict[str, float]]:
     """Scores per transform, and how often unrelated photos match anything, from ready vectors."""
-    from cbir.evaluate import distance_block
+    from cbir.distances import distance_block
 
     originals = np.arange(len(next(iter(queries.values()))))
     rows = {t: score(distance_block(q, stored, metric), originals, threshold) for t, q in queries.items()}
@@ -130,11 +130,9 @@ def score(distances: np.ndarray, originals: np.ndarray, threshold: float) -> dic
 
 
 def run(args: argparse.Namespace) -> dict:
-    from cbir.copies import default_threshold
     from cbir.embedders import get_embedder
-    from cbir.evaluate import metric_of
     from cbir.images import decode
-    from cbir.store import Model
+    from cbir.retrieval.copies import default_threshold
 
     collection_files, negative_files = sample_files(args.collection, args.negatives, args.seed)
     images = [decode(p.read_bytes()).rgb for p in collection_files]
@@ -146,7 +144,7 @@ def run(args: argparse.Namespace) -> dict:
     results: dict = {"collection": len(images), "originals": args.originals, "negatives": len(negatives), "models": {}}
     for name in args.models:
         embedder = get_embedder(name)
-        metric = metric_of(Model(0, name, embedder.kind, embedder.dim, embedder.info().get("metric", "cosine")))
+        metric = embedder.metric
         threshold = args.threshold.get(name, default_threshold(name))
         stored = embed_collection(name, images)
         uploaded = {t: embedder.embed(copied) for t, copied in copies.items()}

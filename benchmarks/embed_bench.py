@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     batches = [int(b) for b in args.batches.split(",")]
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.machine()} nproc {os.cpu_count()}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()}")
-    from cbir.random_model import save_random_dinov2
+    from cbir.embedders.random_model import save_random_dinov2
 
     rows, agree, policies = [], [], []
     with tempfile.TemporaryDirectory() as tmp:

@@ -74,7 +74,7 @@ def round_trip(embedder, conn, files: list[Path]) -> tuple[float, float]:
     """(upload-to-results p50 ms, single-image forward p50 ms), alternating so both see the same load."""
     from PIL import Image
 
-    from cbir.search import search
+    from cbir.retrieval.search import search
 
     trips, forwards = [], []
     search(files[0].read_bytes(), k=10, model=embedder.name, conn=conn)  # warm
@@ -111,11 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.pop("CBIR_DATABASE_URL", None)
     from PIL import Image
 
-    from cbir import db
     from cbir.embedders import get_embedder
-    from cbir.ingest import ingest
-    from cbir.random_model import save_random_dinov2
-    from cbir.search import search  # noqa: F401  (imported now: the whole run uses one version of cbir)
+    from cbir.embedders.random_model import save_random_dinov2
+    from cbir.indexing.ingest import ingest
+    from cbir.retrieval.search import search  # noqa: F401  (imported now: the whole run uses one version of cbir)
+    from cbir.storage import db
 
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.machine()} nproc {os.cpu_count()}")
     print(f"load average {os.getloadavg()}", flush=True)

@@ -107,7 +107,7 @@ def connect(home: str):
     import psycopg
     from pgvector.psycopg import register_vector
 
-    from cbir import db
+    from cbir.storage import db
 
     url = db.database_url()
     conn = psycopg.connect(url, autocommit=True)
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         conn.close()
         if not args.keep:
-            from cbir import db
+            from cbir.storage import db
 
             db.stop_embedded()
     chosen = choose_ef(results, args.goal_recall)

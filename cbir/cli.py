@@ -10,7 +10,8 @@ from typing import Annotated
 import psycopg
 import typer
 
-from cbir.config import CbirError, settings
+from cbir.config import settings
+from cbir.errors import CbirError
 
 app = typer.Typer(
     add_completion=False,
@@ -40,7 +41,7 @@ def ingest(
 
     Exit code 0 when every file was stored or already present, 3 when some were skipped (listed).
     """
-    from cbir.ingest import ingest as run_ingest
+    from cbir.indexing.ingest import ingest as run_ingest
 
     report = run_ingest(paths, model or settings().model, batch_size=batch_size, label=label, workers=workers)
     if report.embedded == 0 and not report.skipped:
@@ -69,7 +70,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
 ) -> None:
     """Print the k nearest stored images to QUERY (a stored query image is left out of its own results)."""
-    from cbir.search import search as run_search
+    from cbir.retrieval.search import search as run_search
 
     hits = run_search(query, k=k, model=model, category=category)
     if as_json:
@@ -93,8 +94,8 @@ def evaluate(
     ] = False,
 ) -> None:
     """Leave-one-out retrieval quality per category (categories = folders); results are stored in the DB."""
-    from cbir.evaluate import evaluate as run_eval
-    from cbir.evaluate import metric_keys
+    from cbir.analysis.evaluate import evaluate as run_eval
+    from cbir.analysis.evaluate import metric_keys
 
     reports = run_eval(model, k=k, sample=queries, seed=seed)
     for r in reports:
@@ -135,9 +136,11 @@ def dupes(
     """Exact duplicates (same bytes), near-duplicates and resized versions; or, with --of, a copy's source."""
     from dataclasses import asdict
 
-    from cbir import copies, db
-    from cbir.images import BadImage, read_image_file
-    from cbir.search import resolve_model
+    from cbir.errors import BadImage, BadQuery
+    from cbir.images import read_image_file
+    from cbir.retrieval import copies
+    from cbir.storage import db
+    from cbir.storage.models import resolve_model
 
     with db.connect() as conn:
         model_row = resolve_model(conn, model)
@@ -146,7 +149,7 @@ def dupes(
             try:
                 data = read_image_file(of)  # like search: no FIFO hang, size limit, no half-changed file
             except BadImage as exc:
-                raise CbirError(f"cannot use {of}: {exc}") from None
+                raise BadQuery(f"cannot use {of}: {exc}") from None
             found = copies.sources(conn, model_row, data, threshold)
             if as_json:
                 typer.echo(
@@ -190,9 +193,9 @@ def project(
     seed: Annotated[int, typer.Option(help="UMAP random_state (fixed, so maps are reproducible)")] = 42,
 ) -> None:
     """Fit the 2-D UMAP map of a model's embeddings for the dashboard, and store it (replacing the old one)."""
-    from cbir import db
-    from cbir.projection import parse_neighbors
-    from cbir.projection import project as run_project
+    from cbir.analysis.projection import parse_neighbors
+    from cbir.analysis.projection import project as run_project
+    from cbir.storage import db
 
     with db.connect() as conn:
         p = run_project(conn, model, parse_neighbors(n_neighbors), seed=seed)
@@ -212,19 +215,21 @@ def serve(
     import subprocess
     import threading
 
-    root = Path(__file__).resolve().parent.parent
-    app_file = root / "streamlit_app.py"
-    if not app_file.is_file():
-        raise CbirError(f"{app_file} not found: cbir serve runs the dashboard from a clone of the project")
+    from cbir.dashboard import app as dashboard_app
+
     # Headless always: otherwise Streamlit's first run asks for an e-mail address on stdin. cbir opens the
-    # browser itself instead, once the server answers.
-    command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", host]
-    command += ["--server.port", str(port), "--server.headless", "true"]
+    # browser itself instead, once the server answers. The options are flags, not a config file, so an
+    # installed wheel runs exactly as a clone does (a .streamlit/config.toml in the working folder still adds
+    # to them).
+    upload_mb = max(1, settings().max_upload_bytes // (1024 * 1024))
+    command = [sys.executable, "-m", "streamlit", "run", dashboard_app.__file__, "--server.address", host]
+    command += ["--server.port", str(port), "--server.headless", "true", "--server.maxUploadSize", str(upload_mb)]
+    command += ["--browser.gatherUsageStats", "false"]
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     typer.echo(f"dashboard: {url}  (Ctrl-C stops it)")
     if open_browser:
         threading.Thread(target=_open_when_up, args=(url,), daemon=True).start()
-    server = subprocess.Popen(command, cwd=root)  # cwd: .streamlit/config.toml applies
+    server = subprocess.Popen(command)
     signal.signal(signal.SIGTERM, lambda *_: server.terminate())  # stopping cbir serve stops the server too
     try:
         code = server.wait()
@@ -251,7 +256,7 @@ def _open_when_up(url: str, seconds: float = 120) -> None:
 @db_app.command("url")
 def db_url() -> None:
     """Print the libpq URL of the database (starting the embedded server if needed), e.g. for psql."""
-    from cbir import db
+    from cbir.storage import db
 
     typer.echo(db.database_url())
 
@@ -259,16 +264,15 @@ def db_url() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """Server, pgvector version, migrations and row counts."""
-    from cbir import db, store
+    from cbir.storage import collection, db
+    from cbir.storage.migrate import applied_migrations
 
     url = db.database_url()
     with db.connect(url) as conn:
-        server = conn.execute("SHOW server_version").fetchone()[0]
-        vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
-        migrations = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
-        counts = store.counts(conn)
-    where = "CBIR_DATABASE_URL" if settings().database_url else f"embedded, data in {settings().pgdata}"
-    typer.echo(f"database:   {db.describe_url(url)} ({where})")
+        server, vector = db.server_versions(conn)
+        migrations = applied_migrations(conn)
+        counts = collection.counts(conn)
+    typer.echo(f"database:   {db.database_location(url)}")
     typer.echo(f"postgres:   {server}; pgvector {vector}")
     typer.echo(f"migrations: {', '.join(migrations)}")
     typer.echo(f"images:     {counts['images']} ({counts['paths']} paths, {counts['categories']} categories)")
@@ -279,7 +283,7 @@ def db_status() -> None:
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded Postgres server (it otherwise keeps running between commands)."""
-    from cbir import db
+    from cbir.storage import db
 
     typer.echo("stopped" if db.stop_embedded() else "not running")
 
@@ -292,7 +296,7 @@ def main() -> None:
         print(f"cbir: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except psycopg.OperationalError as exc:  # the server went away mid-command: whole transactions only were kept
-        from cbir.db import describe_location, first_line
+        from cbir.storage.db import describe_location, first_line
 
         print(
             f"cbir: error: lost the connection to {describe_location()} ({first_line(exc)}); "

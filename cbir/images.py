@@ -3,6 +3,11 @@
 Images are detected by content (Pillow's decoders), never by file extension. Orientation from EXIF is
 applied; greyscale, 16-bit, CMYK, palette and alpha images are converted so every model sees the same
 thing an analyst sees on screen.
+
+Limits come from the settings (read at each call): CBIR_MAX_BYTES before a file is read whole,
+CBIR_MAX_PIXELS against decompression bombs (Pillow itself refuses anything over twice its own limit,
+178,956,970 pixels, whatever it says), and CBIR_MAX_ASPECT against strips whose short side, resized to
+a model's input, would need gigapixels.
 """
 
 from __future__ import annotations
@@ -18,20 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Refuse images larger than this (decompression bombs); CBIR_MAX_PIXELS changes it. Pillow itself refuses
-# anything over twice its own limit (178,956,970 pixels), whatever this says.
-MAX_PIXELS = int(os.environ.get("CBIR_MAX_PIXELS", str(100_000_000)))
-# Refuse files larger than this before reading them fully; CBIR_MAX_BYTES changes it.
-MAX_BYTES = int(os.environ.get("CBIR_MAX_BYTES", str(200 * 1024 * 1024)))
-# Refuse query uploads larger than this (the dashboard holds them in memory); CBIR_MAX_UPLOAD_BYTES.
-MAX_UPLOAD_BYTES = int(os.environ.get("CBIR_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024)))
-# Refuse strips longer than this ratio: resizing the short side to the model's input would need gigapixels.
-MAX_ASPECT = float(os.environ.get("CBIR_MAX_ASPECT", "100"))
+from cbir.config import settings
+from cbir.errors import BadImage
+
 THUMBNAIL_SIZE = 160
-
-
-class BadImage(ValueError):
-    """The file is not an image we can use; the message is the one-line reason."""
 
 
 @dataclass
@@ -71,7 +66,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def read_image_file(path: str | os.PathLike) -> bytes:
-    """A file's bytes, or BadImage: only regular files (a FIFO would block), up to MAX_BYTES, read whole.
+    """A file's bytes, or BadImage: only regular files (a FIFO would block), up to CBIR_MAX_BYTES, read whole.
 
     A file whose size or modification time changes while it is read is refused rather than stored half
     old, half new; the next ingest picks it up.
@@ -80,14 +75,15 @@ def read_image_file(path: str | os.PathLike) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise BadImage(f"cannot read: {exc.strerror or exc}") from None
+    max_bytes = settings().max_bytes
     with open(fd, "rb") as handle:
         try:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 raise BadImage("not a regular file")
-            if before.st_size > MAX_BYTES:
-                raise BadImage(f"file larger than {MAX_BYTES} bytes (CBIR_MAX_BYTES)")
-            data = handle.read(MAX_BYTES + 1)
+            if before.st_size > max_bytes:
+                raise BadImage(f"file larger than {max_bytes} bytes (CBIR_MAX_BYTES)")
+            data = handle.read(max_bytes + 1)
             after = os.fstat(fd)
         except OSError as exc:
             raise BadImage(f"cannot read: {exc.strerror or exc}") from None
@@ -97,18 +93,20 @@ def read_image_file(path: str | os.PathLike) -> bytes:
 
 
 def _check_size(width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        raise BadImage(f"{width}x{height} pixels is over the limit of {MAX_PIXELS} (CBIR_MAX_PIXELS)")
-    if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
-        raise BadImage(f"{width}x{height} is more elongated than {MAX_ASPECT:g}:1 (CBIR_MAX_ASPECT)")
+    s = settings()
+    if width * height > s.max_pixels:
+        raise BadImage(f"{width}x{height} pixels is over the limit of {s.max_pixels} (CBIR_MAX_PIXELS)")
+    if max(width, height) > s.max_aspect * max(1, min(width, height)):
+        raise BadImage(f"{width}x{height} is more elongated than {s.max_aspect:g}:1 (CBIR_MAX_ASPECT)")
 
 
 def decode(data: bytes) -> Picture:
     """Decode image bytes; raises BadImage with a short reason for anything unusable."""
     if not data:
         raise BadImage("empty file")
-    if len(data) > MAX_BYTES:
-        raise BadImage(f"file larger than {MAX_BYTES} bytes (CBIR_MAX_BYTES)")
+    max_bytes = settings().max_bytes
+    if len(data) > max_bytes:
+        raise BadImage(f"file larger than {max_bytes} bytes (CBIR_MAX_BYTES)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides instead
@@ -126,7 +124,7 @@ def decode(data: bytes) -> Picture:
         size = re.search(r"\((\d+) pixels\)", str(exc))
         pixels = f"{size.group(1)} pixels" if size else "the image"
         raise BadImage(
-            f"decompression bomb refused: {pixels} is over the limit of {MAX_PIXELS} (CBIR_MAX_PIXELS)"
+            f"decompression bomb refused: {pixels} is over the limit of {settings().max_pixels} (CBIR_MAX_PIXELS)"
         ) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise BadImage(f"cannot decode: {exc}") from None

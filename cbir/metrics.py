@@ -7,11 +7,17 @@ category). Definitions (stated because variants exist):
   of relevant items in the whole collection for that query (so a perfect top k scores 1).
 - AP (full ranking) = the same sum over every rank, divided by R; equal to scikit-learn's
   average_precision_score when scores have no ties.
+Also the trustworthiness of a 2-D map (maps and pixels-umap score their fits with it).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from cbir.distances import sklearn_metric
+
+SCORE_SAMPLE = 2000  # trustworthiness needs all pairwise distances: score a fixed random sample of points
+SCORE_K = 5  # the neighbourhood trustworthiness checks (scikit-learn's default)
 
 
 def precision_at_k(relevant: np.ndarray, k: int) -> np.ndarray:
@@ -42,3 +48,20 @@ def _check(relevant: np.ndarray, k: int) -> None:
         raise ValueError("relevant must be a (queries, ranks) matrix")
     if k < 1 or k > relevant.shape[1]:
         raise ValueError(f"k must be between 1 and {relevant.shape[1]}, got {k}")
+
+
+def trustworthiness(vectors: np.ndarray, coords: np.ndarray, sample: np.ndarray, metric: str) -> float:
+    """scikit-learn's trustworthiness of `coords` over `sample` rows (1 = every map neighbour is a true one).
+
+    metric: a cbir metric name (cosine, l2, hamming) of `vectors`.
+    """
+    from sklearn.manifold import trustworthiness as score
+
+    k = max(1, min(SCORE_K, len(sample) // 2 - 1))
+    return float(score(vectors[sample], coords[sample], n_neighbors=k, metric=sklearn_metric(metric)))
+
+
+def score_sample(n: int, seed: int) -> np.ndarray:
+    """The seeded, sorted rows a trustworthiness score is computed on."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=min(n, SCORE_SAMPLE), replace=False))

@@ -6,9 +6,6 @@ Nothing here mocks the database, the model loading path or the file system: test
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,46 +15,17 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the tests may wait on the netwo
 os.environ.pop("CBIR_DATABASE_URL", None)
 os.environ.pop("CBIR_MODEL", None)
 
-ROOT = Path(__file__).resolve().parent.parent
-CALTECH = ROOT.parent / "shared" / "datasets" / "caltech101"
-
-
-def caltech_files(category: str, n: int) -> list[Path]:
-    """The first n files of a Caltech-101 category (the dataset must be present: tests need real photos)."""
-    folder = CALTECH / category
-    assert folder.is_dir(), f"Caltech-101 not found at {CALTECH}; see ../shared/datasets/README.md"
-    return sorted(p for p in folder.iterdir() if p.is_file())[:n]
-
-
-def make_subset(dest: Path, categories: dict[str, int]) -> Path:
-    """Copy a few real images per category into dest/<category>/ (tests may add bad files beside them)."""
-    for category, n in categories.items():
-        (dest / category).mkdir(parents=True, exist_ok=True)
-        for src in caltech_files(category, n):
-            shutil.copy(src, dest / category / src.name)
-    return dest
-
-
-def run_cli(*args: str, check: bool = False, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """Run `python -m cbir ...` exactly as a user would, with this process's environment."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "cbir", *args], capture_output=True, text=True, timeout=timeout, **kwargs
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"cbir {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A randomly initialised DINOv2 (tiny), saved in Hugging Face format: its numbers mean nothing."""
-    from cbir.random_model import save_random_dinov2
+    from cbir.embedders.random_model import save_random_dinov2
 
     return str(save_random_dinov2(tmp_path_factory.mktemp("tiny-dinov2"), size="tiny"))
 
 
 def _fresh_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from cbir import db
+    from cbir.storage import db
 
     home = Path(tmp_path_factory.mktemp("home"))
     old = os.environ.get("CBIR_HOME")

@@ -6,56 +6,24 @@ tests/artifacts/ (git-ignored) as test artifacts. The tiny model is random: noth
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, caltech_files
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
+from support import ROOT, caltech_files
+from support.browser import IMAGES, WAIT_MS, chromium, free_port, running
 
-from cbir import db, projection
-from cbir.ingest import ingest
+from cbir.analysis import projection
+from cbir.indexing.ingest import ingest
+from cbir.storage import db
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CATEGORIES = {"elephant": 8, "rhino": 8, "airplanes": 8}
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-IMAGES = 'img[src*="/media/"]'  # st.image output, served from the media endpoint
-WAIT_MS = 120_000  # the first query loads torch and the model in the server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"streamlit did not become healthy in {seconds}s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -68,36 +36,17 @@ def server(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPathFa
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1"]
     command += ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    with log.open("w") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, log)
+    with running(command, port, log, cwd=ROOT) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
 def browser_page(server: str):
-
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed (apt-get install chromium; .ci/run installs it)"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(WAIT_MS)
-        expect.set_options(timeout=WAIT_MS)
-        try:
-            yield page
-        finally:
-            browser.close()
+        yield page
 
 
 def test_upload_shows_results(server: str, browser_page) -> None:
@@ -161,18 +110,11 @@ def test_a_second_browser_session_does_not_share_the_first_ones_state(server: st
 
 def test_cbir_serve_listens_on_loopback_only(cbir_home: Path, tmp_path: Path) -> None:
     port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        command = [sys.executable, "-m", "cbir", "serve", "--port", str(port), "--no-open"]
-        proc = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc, log)  # from any directory, without a terminal
+    command = [sys.executable, "-m", "cbir", "serve", "--port", str(port), "--no-open"]
+    with running(command, port, tmp_path / "serve.log", cwd=tmp_path):  # from any directory, without a terminal
         listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
         local = [line.split()[3] for line in listening.splitlines()]  # State Recv-Q Send-Q Local Peer
         assert local == [f"127.0.0.1:{port}"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     deadline = time.monotonic() + 20
     while listening.strip() and time.monotonic() < deadline:  # stopping cbir serve stops Streamlit too
         time.sleep(0.3)

@@ -12,15 +12,17 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pytest
-from conftest import caltech_files, make_subset, run_cli
 from PIL import Image
 from psycopg import sql
+from support import caltech_files, make_subset, run_cli
 
-from cbir import db, store
-from cbir.config import CbirError
 from cbir.embedders.pixels_umap import N_COMPONENTS, reducer_path
-from cbir.ingest import ingest
-from cbir.search import nearest_query, resolve_model, search
+from cbir.errors import CbirError
+from cbir.indexing.ingest import ingest
+from cbir.retrieval.search import search
+from cbir.storage import db, models
+from cbir.storage.models import resolve_model
+from cbir.storage.neighbours import nearest_query
 
 CATEGORIES = {"elephant": 12, "rhino": 12, "airplanes": 12}
 FORCE_INDEX = ("SET LOCAL enable_seqscan = off", "SET LOCAL enable_sort = off")  # tiny tables: planner would sort
@@ -36,7 +38,7 @@ def umap_report(collection: Path):
     return ingest([collection], model="pixels-umap", progress=False)
 
 
-def _plan(model: store.Model, vector: np.ndarray) -> str:
+def _plan(model: models.Model, vector: np.ndarray) -> str:
     query, params = nearest_query(model, vector, 5, exclude=[1])
     with db.connect() as conn, conn.transaction():
         for statement in FORCE_INDEX:

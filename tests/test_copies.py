@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, caltech_files, make_subset, run_cli
 from PIL import ImageOps
+from support import ROOT, caltech_files, make_subset, run_cli
+from support.apptest import page
 
 from cbir.images import decode
-from cbir.ingest import ingest
+from cbir.indexing.ingest import ingest
 
 spec = importlib.util.spec_from_file_location("duplicates_bench", ROOT / "benchmarks" / "duplicates.py")
 bench = importlib.util.module_from_spec(spec)
@@ -122,11 +123,7 @@ def test_dupes_bad_input(planted: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_duplicates_page_shows_groups_and_an_uploads_source(planted: dict[str, Path]) -> None:
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
-    at.switch_page("app_pages/duplicates.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = page("duplicates")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Exact duplicates"] == "1" and int(metrics["Resized versions"]) >= 1
     assert any(str(planted["exact"]) in c.value for c in at.caption)  # the exact group lists both paths

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import caltech_files, make_subset, run_cli
 from psycopg import sql
+from support import caltech_files, make_subset, run_cli
 
-from cbir import db, store
-from cbir.search import nearest, nearest_query, resolve_model, search
+from cbir.retrieval.search import search
+from cbir.storage import collection as stored
+from cbir.storage import db, models
+from cbir.storage.models import resolve_model
+from cbir.storage.neighbours import nearest, nearest_query
 
 CATEGORIES = {"elephant": 10, "rhino": 10, "airplanes": 10, "helicopter": 10, "Leopards": 10}
 
@@ -41,7 +44,7 @@ def first_run(collection: Path, tiny_model: str) -> subprocess.CompletedProcess:
 def test_ingest_stores_each_distinct_image_once(first_run, collection: Path) -> None:
     assert first_run.returncode == 3, first_run.stderr  # 3: finished, some files skipped
     with db.connect() as conn:
-        counts = store.counts(conn)
+        counts = stored.counts(conn)
         aliases = conn.execute(
             "SELECT count(*) FROM image_paths p JOIN images i ON i.id = p.image_id WHERE p.path <> i.path"
         ).fetchone()[0]
@@ -73,7 +76,7 @@ def test_rerun_embeds_nothing_new(first_run, collection: Path, tiny_model: str) 
     clean = run_cli("ingest", str(collection / "elephant"), "--model", tiny_model, check=True)
     assert clean.stdout.startswith("nothing new to embed: all 10 files already stored")
     with db.connect() as conn:
-        assert store.counts(conn)["images"] == 50
+        assert stored.counts(conn)["images"] == 50
 
 
 def test_search_cli_json_leaves_query_out(first_run, collection: Path, tiny_model: str) -> None:
@@ -115,12 +118,12 @@ def synthetic(fresh_home: Path) -> tuple:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     thumb = b"\xff\xd8\xff\xd9"
     images = [
-        store.NewImage(f"{i:064x}", f"/synthetic/{i}.jpg", f"c{i % 40}", 1, 1, "JPEG", 1, thumb) for i in range(4000)
+        stored.NewImage(f"{i:064x}", f"/synthetic/{i}.jpg", f"c{i % 40}", 1, 1, "JPEG", 1, thumb) for i in range(4000)
     ]
     with db.connect() as conn:
-        model = store.ensure_model(conn, "synthetic-64", "vector", 64, {})
+        model = models.ensure_model(conn, "synthetic-64", "vector", 64, "cosine", {})
         for start in range(0, 4000, 1000):
-            store.write_batch(conn, model, images[start : start + 1000], vectors[start : start + 1000], [])
+            stored.write_batch(conn, model, images[start : start + 1000], vectors[start : start + 1000], [])
         conn.execute("ANALYZE")
     return model, vectors
 
@@ -190,7 +193,7 @@ def test_two_models_coexist(first_run, collection: Path, tmp_path: Path) -> None
     BitImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 56, "width": 56}).save_pretrained(other)
     run_cli("ingest", str(collection / "elephant"), "--model", str(other), check=True)
     with db.connect() as conn:
-        dims = sorted(m.dim for m in store.list_models(conn))
+        dims = sorted(m.dim for m in models.list_models(conn))
         hits = search(str(collection / "elephant" / "image_0001.jpg"), k=3, model=str(other), conn=conn)
     assert dims == [32, 48]
     assert len(hits) == 3 and all(h.category == "elephant" for h in hits)
@@ -241,7 +244,7 @@ def test_resume_after_kill_9(fresh_home: Path, tiny_model: str) -> None:
 
 
 def test_migrations_are_idempotent(first_run) -> None:
-    from cbir.migrate import apply_migrations
+    from cbir.storage.migrate import apply_migrations
 
     with db.connect() as conn:
         assert apply_migrations(conn) == []

@@ -11,34 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, caltech_files
 from streamlit.testing.v1 import AppTest
+from support import caltech_files
+from support.apptest import labelled, page, texts
 
-from cbir import db, projection
-from cbir.ingest import ingest
+from cbir.analysis import projection
+from cbir.indexing.ingest import ingest
+from cbir.storage import db, projections
 
-APP = str(ROOT / "streamlit_app.py")
 CATEGORIES = {"elephant": 8, "rhino": 8, "airplanes": 8}
-TIMEOUT = 120  # the first run of a page loads torch and the model
-
-
-def page(name: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    if name != "home":
-        at.switch_page(f"app_pages/{name}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def labelled(widgets, label: str):
-    """The widget with this label (pages lay widgets out in columns, so positions are not stable)."""
-    return next(w for w in widgets if w.label == label)
-
-
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [e.value for e in at.info] + [e.value for e in at.error] + [e.value for e in at.warning]
-    return "\n".join(str(p) for p in parts)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +124,7 @@ def test_map_without_a_projection_offers_to_fit_on_request(populated) -> None:
 
 
 @pytest.fixture(scope="module")
-def mapped(populated) -> projection.Projection:
+def mapped(populated) -> projections.Projection:
     with db.connect() as conn:
         return projection.project(conn, n_neighbors=5, progress=False)
 

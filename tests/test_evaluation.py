@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_subset, run_cli
 from sklearn.metrics import average_precision_score
+from support import make_subset, run_cli
 
-from cbir import db
-from cbir.evaluate import Ranking, confusions, distance_block, metric_keys, rank_leave_one_out
-from cbir.ingest import ingest
+from cbir.analysis.evaluate import Ranking, confusions, metric_keys, rank_leave_one_out
+from cbir.distances import distance_block
+from cbir.indexing.ingest import ingest
 from cbir.metrics import average_precision, precision_at_k
-from cbir.search import search
+from cbir.retrieval.search import search
+from cbir.storage import db
 
 CATEGORIES = {"elephant": 8, "rhino": 8, "Faces_easy": 8}
 

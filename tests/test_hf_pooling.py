@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import caltech_files
 from PIL import Image
+from support import caltech_files
 
 from cbir.embedders.hf import HuggingFaceEmbedder
 

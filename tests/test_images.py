@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cbir.images import BadImage, decode
+from cbir.errors import BadImage
+from cbir.images import decode
 
 
 def encode(img: Image.Image, fmt: str, **params) -> bytes:

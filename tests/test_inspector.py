@@ -8,26 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, caltech_files
-from streamlit.testing.v1 import AppTest
+from support import caltech_files
+from support.apptest import labelled, page
 
-from cbir import db, inspector
-from cbir.evaluate import evaluate
-from cbir.ingest import ingest
+from cbir.analysis.evaluate import evaluate
+from cbir.indexing.ingest import ingest
+from cbir.storage import db
+from cbir.storage import evaluations as inspector
 
-APP = str(ROOT / "streamlit_app.py")
 CATEGORIES = {"elephant": 8, "rhino": 8, "airplanes": 8}
-
-
-def page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("app_pages/inspector.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def labelled(widgets, label: str):
-    return next(w for w in widgets if w.label == label)
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +33,12 @@ def evaluated(ingested, tiny_model: str) -> None:
 
 
 def test_without_results_the_page_says_what_to_run(ingested) -> None:
-    at = page()
+    at = page("inspector")
     assert "cbir eval" in at.info[0].value
 
 
 def test_categories_worst_first_and_pairs_of_one_category(evaluated) -> None:
-    at = page()
+    at = page("inspector")
     table = at.dataframe[1].value
     assert sorted(table["category"]) == sorted(CATEGORIES)
     assert list(table["map"]) == sorted(table["map"])
@@ -78,7 +67,7 @@ def test_examples_are_stored_wrong_neighbours(evaluated) -> None:
 
 
 def test_compare_two_models(evaluated, tiny_model: str) -> None:
-    at = page()
+    at = page("inspector")
     compare = labelled(at.selectbox, "Compare with")
     compare.set_value(compare.options[1]).run()
     assert not at.exception

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import caltech_files
 from PIL import Image
+from support import caltech_files
 
-from cbir.config import CbirError
 from cbir.embedders.hf import HuggingFaceEmbedder
+from cbir.errors import CbirError
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CALTECH, caltech_files, make_subset, run_cli
 from PIL import Image
+from support import CALTECH, caltech_files, make_subset, run_cli
 
-from cbir import db, sql_console
-from cbir.config import CbirError
-from cbir.ingest import display_path, ingest
-from cbir.search import search
-from cbir.sql_console import run_readonly
+from cbir.errors import CbirError
+from cbir.indexing.ingest import display_path, ingest
+from cbir.retrieval.search import search
+from cbir.storage import console, db
+from cbir.storage.console import run_readonly
 
 
 def ingest_cmd(model: str, *folders: Path, batch_size: int = 2) -> list[str]:
@@ -133,8 +133,8 @@ def test_killed_server_restarts_on_next_use(cbir_home: Path) -> None:
     assert run_readonly("SELECT count(*) FROM images").rows == [(images,)]  # and the console's
     pool.close()
     db.pool.cache_clear()
-    sql_console.reader_pool().close()
-    sql_console._reader_pool.cache_clear()
+    console.reader_pool().close()
+    console._reader_pool.cache_clear()
 
 
 def test_overlapping_ingests_at_once(fresh_home: Path, tiny_model: str, tmp_path: Path) -> None:

@@ -16,15 +16,17 @@ import threading
 from pathlib import Path
 
 import pytest
-from badinputs import BAD, GOOD, encode, fifo, no_permission, pattern, read_fails, symlink_loop
-from conftest import ROOT, make_subset, run_cli
 from PIL import Image
+from support import make_subset, run_cli
+from support.apptest import page
+from support.badinputs import BAD, GOOD, encode, fifo, no_permission, pattern, read_fails, symlink_loop
 
-from cbir import db
-from cbir.config import CbirError
-from cbir.images import MAX_UPLOAD_BYTES, sha256_of
-from cbir.ingest import display_path, ingest
-from cbir.search import search
+from cbir.config import settings
+from cbir.errors import CbirError
+from cbir.images import sha256_of
+from cbir.indexing.ingest import display_path, ingest
+from cbir.retrieval.search import search
+from cbir.storage import db
 
 REAL = {"elephant": 3, "rhino": 3}
 
@@ -94,9 +96,9 @@ def test_unreadable_file_skipped_for_an_ordinary_user(cbir_home: Path, messy_run
     script = textwrap.dedent(
         f"""
         import json, os
-        from cbir import db
+        from cbir.storage import db
         from cbir.embedders import get_embedder
-        from cbir.ingest import ingest
+        from cbir.indexing.ingest import ingest
         conn = db.connect()
         get_embedder({tiny_model!r})
         os.setgid(65534); os.setuid(65534)
@@ -178,7 +180,7 @@ def test_upload_of_odd_but_valid_image_is_searched(messy_run, make, tmp_path: Pa
 
 def test_oversized_upload_refused_before_decoding(messy_run) -> None:
     with pytest.raises(CbirError, match="CBIR_MAX_UPLOAD_BYTES"):
-        search(b"\xff\xd8" + bytes(MAX_UPLOAD_BYTES), k=3)
+        search(b"\xff\xd8" + bytes(settings().max_upload_bytes), k=3)
 
 
 @pytest.mark.parametrize(
@@ -203,10 +205,7 @@ def test_limits_follow_their_environment_variables(variable: str, value: str, si
 
 @pytest.mark.parametrize("make", BAD_BYTES, ids=[f.__name__ for f in BAD_BYTES])
 def test_bad_upload_in_the_dashboard_is_one_clear_message(messy_run, make, tmp_path: Path) -> None:
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
-    at.switch_page("app_pages/search.py").run()
+    at = page("search")
     path = make(tmp_path)
     # Named .jpg: the uploader itself refuses other extensions (.svg) before cbir sees them.
     at.file_uploader[0].upload(f"{path.stem}.jpg", path.read_bytes(), "image/jpeg")

@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from badinputs import encode, pattern
-from conftest import make_subset
+from support import make_subset
+from support.badinputs import encode, pattern
 
-from cbir import db
-from cbir.ingest import ingest
-from cbir.search import search
+from cbir.indexing.ingest import ingest
+from cbir.retrieval.search import search
+from cbir.storage import db
 
 CLIENTS, SEARCHES = 8, 200
 

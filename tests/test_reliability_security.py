@@ -26,14 +26,15 @@ from urllib.parse import quote
 import psutil
 import psycopg
 import pytest
-from conftest import ROOT, make_subset, run_cli
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from support import ROOT, make_subset, run_cli
+from support.apptest import page
 
-from cbir import db, sql_console
-from cbir.config import CbirError
-from cbir.ingest import ingest
-from cbir.sql_console import EXAMPLES, READER_ROLE, reader_url, run_readonly
+from cbir.errors import CbirError
+from cbir.indexing.ingest import ingest
+from cbir.storage import console, db
+from cbir.storage.console import EXAMPLES, READER_ROLE, reader_url, run_readonly
 
 MARKER = Path("/tmp/cbir-reliability-console-marker")
 
@@ -44,8 +45,8 @@ def collection(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPa
     shutil.copy(root / "rhino" / "image_0001.jpg", root / "elephant" / "copy.jpg")  # an alias for the examples
     ingest([root], tiny_model, batch_size=8, progress=False)
     yield root
-    sql_console.reader_pool().close()  # before the fixture's server stops under it
-    sql_console._reader_pool.cache_clear()
+    console.reader_pool().close()  # before the fixture's server stops under it
+    console._reader_pool.cache_clear()
 
 
 def snapshot() -> dict:
@@ -248,8 +249,8 @@ def test_uploaded_bytes_never_reach_sql_or_disk(collection: Path, cbir_home: Pat
     script = textwrap.dedent(
         f"""
         import pathlib
-        from cbir import db, sql_console
-        from cbir.search import search
+        from cbir.storage import console, db
+        from cbir.retrieval.search import search
         conn = db.connect()
         conn.execute("SET log_statement = 'all'")  # every statement this session sends, with its parameters
         hits = search(pathlib.Path({str(upload)!r}).read_bytes(), k=3, conn=conn)
@@ -271,7 +272,7 @@ def test_uploaded_bytes_never_reach_sql_or_disk(collection: Path, cbir_home: Pat
     assert written and not [p for p in written if marker.encode() in p.read_bytes()]
 
 
-SOURCES = sorted({*ROOT.glob("cbir/**/*.py"), *ROOT.glob("app_pages/*.py"), *ROOT.glob("*.py")})
+SOURCES = sorted({*ROOT.glob("cbir/**/*.py"), *ROOT.glob("*.py")})
 SQL_CALLS = {"execute", "executemany", "stream", "SQL"}
 
 
@@ -345,12 +346,10 @@ def test_reader_reads_every_cbir_table_but_not_migrations(collection: Path) -> N
 
 
 def test_dashboard_never_shows_the_password(collection: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from streamlit.testing.v1 import AppTest
 
     with_password = db.database_url().replace("postgres:@", "postgres:s3cret-pw@")
     monkeypatch.setenv("CBIR_DATABASE_URL", with_password)
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = page("home")
     shown = "\n".join(str(e.value) for kind in (at.markdown, at.caption, at.info, at.error, at.warning) for e in kind)
     assert "postgres:***@" in shown and "s3cret" not in shown
     db.pool(with_password).close()
@@ -406,5 +405,5 @@ def test_migrations_leave_other_owners_tables_alone(collection: Path, cbir_home:
         with pytest.raises(CbirError, match="permission denied for table payroll"):
             run_readonly("SELECT * FROM payroll")
     finally:
-        sql_console._reader_pool(os.environ.pop("CBIR_READER_URL")).close()
+        console._reader_pool(os.environ.pop("CBIR_READER_URL")).close()
         del os.environ["CBIR_DATABASE_URL"]

@@ -1,10 +1,14 @@
-"""Choose a model by name: a built-in method, or any Hugging Face Hub id or local model directory."""
+"""Models, by name: a built-in method, or any Hugging Face Hub id or local model directory.
+
+Every model implements the one `Embedder` interface (base.py); `get_embedder(name)` is the entry point.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
 
+from cbir.config import settings
 from cbir.embedders.base import Embedder
 
 
@@ -20,8 +24,20 @@ def _pixels_umap() -> Embedder:
     return PixelsUmapEmbedder()
 
 
-# Built-in, non-Hugging-Face methods register here by name (imported on first use: umap is slow to import).
-BUILTINS: dict[str, Callable[[], Embedder]] = {"phash": _phash, "pixels-umap": _pixels_umap}
+def _efficientnet_lite0() -> Embedder:
+    from cbir.embedders.efficientnet_lite import EfficientNetLiteEmbedder
+
+    s = settings()
+    return EfficientNetLiteEmbedder(device=s.device, precision=s.precision)
+
+
+# Built-in, non-Hugging-Face methods register here by name (imported on first use: umap and torch are slow
+# to import).
+BUILTINS: dict[str, Callable[[], Embedder]] = {
+    "phash": _phash,
+    "pixels-umap": _pixels_umap,
+    "efficientnet-lite0": _efficientnet_lite0,
+}
 
 
 @cache

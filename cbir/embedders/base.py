@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cbir.distances import COSINE
+
 
 class Embedder(ABC):
     """Maps RGB images to fixed-size vectors (kind 'vector') or bit strings (kind 'bit').
@@ -19,6 +21,7 @@ class Embedder(ABC):
     name: str
     kind: str = "vector"
     dim: int
+    metric: str = COSINE  # cbir.distances: cosine for unit vectors, l2 for coordinates, hamming for bits
     # True for models fitted on the whole collection (pixels-umap): ingest stores `inputs` per image and calls
     # `fit` on all of them at the end of the run, since no vector exists before the fit.
     fitted_on_collection: bool = False

@@ -34,10 +34,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from cbir.config import CbirError  # noqa: E402
+from cbir.config import settings  # noqa: E402
 from cbir.embedders.base import Embedder, l2_normalise  # noqa: E402
+from cbir.errors import BadArgument, ModelNotFound  # noqa: E402
 
-PRECISIONS = ("float32", "bfloat16", "int8")
 CLS_MODEL_TYPES = {"dinov2", "dinov2_with_registers", "vit", "deit", "beit", "vit_msn", "vit_mae", "dinov3_vit"}
 
 
@@ -47,23 +47,20 @@ def resolve_source(name: str) -> tuple[str, bool]:
     if path.is_dir():
         return str(path.resolve()), True
     if name.startswith((".", "/", "~")) or path.exists():
-        raise CbirError(
+        raise ModelNotFound(
             f"model {name!r} is not a directory in Hugging Face format (config.json + weights); "
             "set --model or CBIR_MODEL to such a directory or to a Hub id"
         )
     return name, False
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def precision() -> str:
-    """CBIR_PRECISION: float32 (default), bfloat16 or int8."""
-    value = os.environ.get("CBIR_PRECISION") or "float32"
-    if value not in PRECISIONS:
-        raise CbirError(f"CBIR_PRECISION must be one of {', '.join(PRECISIONS)}, got {value!r}")
-    return value
+def pick_device(device: str = "auto") -> torch.device:
+    """CBIR_DEVICE: 'auto' takes CUDA when there is one; asking for CUDA without one is a clear error."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadArgument("CBIR_DEVICE=cuda but no CUDA device is available to torch")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -117,8 +114,8 @@ def _load(source: str, local: bool) -> tuple[Any, Any]:
         raise _missing(source, "the Hub download failed", exc) from None
 
 
-def _missing(source: str, why: str, exc: Exception) -> CbirError:
-    return CbirError(
+def _missing(source: str, why: str, exc: Exception) -> ModelNotFound:
+    return ModelNotFound(
         f"cannot load model {source!r}: {why} ({type(exc).__name__}). Set CBIR_MODEL (or --model) to a "
         "local model directory in Hugging Face format (config.json, weights, preprocessor_config.json)."
     )
@@ -130,12 +127,13 @@ class HuggingFaceEmbedder(Embedder):
     def __init__(self, name: str) -> None:
         self.name, local = resolve_source(name)
         self.processor, model = _load(self.name, local)
-        self.device = pick_device()
-        self.precision = precision()
+        s = settings()
+        self.device = pick_device(s.device)
+        self.precision = s.precision
         self.model = model.to(self.device).eval()
         if self.precision == "int8":
             if self.device.type != "cpu":
-                raise CbirError("CBIR_PRECISION=int8 runs on the CPU only; use bfloat16 on a GPU")
+                raise BadArgument("CBIR_PRECISION=int8 runs on the CPU only; use bfloat16 on a GPU")
             self.model = quantize_int8(self.model)
         if self.precision == "bfloat16":  # matmuls in bf16, softmax and norms kept in float32 by autocast
             self.forward = torch.autocast(self.device.type, dtype=torch.bfloat16)(self.forward)  # type: ignore[method-assign]

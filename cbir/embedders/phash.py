@@ -12,6 +12,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from cbir.distances import HAMMING
 from cbir.embedders.base import Embedder
 
 HASH_SIZE = 8  # 8x8 DCT low frequencies -> 64 bits
@@ -21,10 +22,11 @@ class PHashEmbedder(Embedder):
     name = "phash"
     kind = "bit"
     dim = HASH_SIZE * HASH_SIZE
+    metric = HAMMING
 
     def forward(self, prepared: list[Image.Image]) -> np.ndarray:
         rows = [imagehash.phash(img, hash_size=HASH_SIZE).hash.reshape(-1) for img in prepared]
         return np.asarray(rows, dtype=bool).reshape(len(rows), self.dim)
 
     def info(self) -> dict[str, Any]:
-        return {"source": "imagehash", "method": "phash", "hash_size": HASH_SIZE, "metric": "hamming"}
+        return {"source": "imagehash", "method": "phash", "hash_size": HASH_SIZE}

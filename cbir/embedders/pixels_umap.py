@@ -18,8 +18,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cbir.config import CbirError, settings
+from cbir.config import settings
+from cbir.distances import L2
 from cbir.embedders.base import Embedder
+from cbir.errors import ModelNotFound, NotEnoughImages
+from cbir.metrics import SCORE_K, score_sample, trustworthiness
 
 SIDE = 64
 N_COMPONENTS = 16
@@ -42,6 +45,7 @@ class PixelsUmapEmbedder(Embedder):
     name = "pixels-umap"
     kind = "vector"
     dim = N_COMPONENTS
+    metric = L2
     fitted_on_collection = True
 
     def __init__(self) -> None:
@@ -59,7 +63,7 @@ class PixelsUmapEmbedder(Embedder):
 
     def fit(self, inputs: list[bytes]) -> tuple[np.ndarray, dict[str, Any]]:
         if len(inputs) < MIN_IMAGES:
-            raise CbirError(
+            raise NotEnoughImages(
                 f"pixels-umap is fitted on the collection and needs at least {MIN_IMAGES} images; "
                 f"{len(inputs)} stored so far: ingest more images with --model pixels-umap"
             )
@@ -89,7 +93,7 @@ class PixelsUmapEmbedder(Embedder):
         try:
             key = (str(path), path.stat().st_mtime)
         except FileNotFoundError:
-            raise CbirError(
+            raise ModelNotFound(
                 f"pixels-umap has no fitted reducer at {path}; run `cbir ingest PATH --model pixels-umap` first"
             ) from None
         if self._loaded is None or self._loaded[0] != key:
@@ -106,7 +110,6 @@ class PixelsUmapEmbedder(Embedder):
             "n_neighbors": N_NEIGHBORS,
             "min_dist": MIN_DIST,
             "random_state": SEED,
-            "metric": "l2",
         }
 
 
@@ -116,9 +119,6 @@ def _scaled(pixels_u8: np.ndarray) -> np.ndarray:
 
 def _trustworthiness(data: np.ndarray, vectors: np.ndarray) -> dict[str, Any]:
     """How well the fit keeps pixel-space neighbourhoods (scikit-learn's score on a seeded sample; 1 = all)."""
-    from cbir.projection import SCORE_K, SCORE_SAMPLE, trustworthiness
-
-    rng = np.random.default_rng(SEED)
-    sample = np.sort(rng.choice(len(data), min(len(data), SCORE_SAMPLE), replace=False))
-    score = trustworthiness(data, vectors, sample, "euclidean")
+    sample = score_sample(len(data), SEED)
+    score = trustworthiness(data, vectors, sample, L2)
     return {"score": round(score, 4), "n_neighbors": SCORE_K, "sample": len(sample)}

@@ -1,60 +1,19 @@
-"""Reading and writing the images, models and embeddings tables (the SQL of ingest lives here)."""
+"""The collection's tables: images, their paths and embeddings (the SQL of ingest, and of what pages show).
+
+Pages and the CLI never write SQL themselves: counts, categories, thumbnails and pickers are read here.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import psycopg
-from pgvector import Bit
 from psycopg import sql
 
-from cbir.config import CbirError
-
-_INDEX_LOCK_KEY = 0x63626973  # serialises per-model index creation across processes
-
-
-@dataclass(frozen=True)
-class Model:
-    """A row of `models`, with the pieces of SQL that address its vectors through its index."""
-
-    id: int
-    name: str
-    kind: str
-    dim: int
-    metric: str = "cosine"  # for kind 'vector': 'cosine' (unit vectors) or 'l2' (e.g. UMAP coordinates)
-
-    @property
-    def column_name(self) -> str:
-        return "bits" if self.kind == "bit" else "embedding"
-
-    def column(self, table: str | None = "e") -> sql.Composable:
-        """The typed expression the model's HNSW index is built on; queries must use it verbatim."""
-        col: sql.Composable = sql.Identifier(self.column_name)
-        if table:
-            col = sql.SQL("{}.{}").format(sql.Identifier(table), col)
-        type_name = "bit" if self.kind == "bit" else "vector"
-        return sql.SQL("{}::{}({})").format(col, sql.SQL(type_name), sql.Literal(self.dim))
-
-    @property
-    def operator(self) -> sql.Composable:
-        """Cosine distance for unit vectors, Euclidean for 'l2' models, Hamming distance for bit strings."""
-        if self.kind == "bit":
-            return sql.SQL("<~>")
-        return sql.SQL("<->" if self.metric == "l2" else "<=>")
-
-    @property
-    def opclass(self) -> sql.Composable:
-        """The HNSW operator class that matches `operator`."""
-        if self.kind == "bit":
-            return sql.SQL("bit_hamming_ops")
-        return sql.SQL("vector_l2_ops" if self.metric == "l2" else "vector_cosine_ops")
-
-    def param(self, vector: np.ndarray) -> Any:
-        return Bit(np.asarray(vector, dtype=bool)) if self.kind == "bit" else np.asarray(vector, dtype=np.float32)
+from cbir.storage.models import Model
 
 
 @dataclass
@@ -69,49 +28,6 @@ class NewImage:
     format: str
     nbytes: int
     thumbnail: bytes
-
-
-_MODEL_COLUMNS = "id, name, kind, dim, coalesce(info->>'metric', 'cosine')"
-
-
-def _model_from_row(row: Sequence[Any]) -> Model:
-    return Model(id=row[0], name=row[1], kind=row[2], dim=row[3], metric=row[4])
-
-
-def get_model(conn: psycopg.Connection, name: str) -> Model | None:
-    row = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = %s", (name,)).fetchone()
-    return _model_from_row(row) if row else None
-
-
-def list_models(conn: psycopg.Connection) -> list[Model]:
-    rows = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY id").fetchall()
-    return [_model_from_row(r) for r in rows]
-
-
-def ensure_model(conn: psycopg.Connection, name: str, kind: str, dim: int, info: dict[str, Any]) -> Model:
-    """Register a model and its HNSW index (idempotent, safe from concurrent processes)."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK_KEY,))
-        conn.execute(
-            "INSERT INTO models (name, kind, dim, info) VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
-            (name, kind, dim, json.dumps(info)),
-        )
-        model = get_model(conn, name)
-        assert model is not None
-        if (model.kind, model.dim) != (kind, dim):
-            raise CbirError(
-                f"model {name!r} is stored as {model.kind}({model.dim}) but now produces {kind}({dim}); "
-                "use a different model name"
-            )
-        conn.execute(
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON embeddings USING hnsw (({}) {}) WHERE model_id = {}").format(
-                sql.Identifier(f"embeddings_hnsw_model_{model.id}"),
-                model.column(table=None),
-                model.opclass,
-                sql.Literal(model.id),
-            )
-        )
-    return model
 
 
 def embedded_sha256s(conn: psycopg.Connection, model: Model, staged: bool = False) -> set[str]:
@@ -143,11 +59,6 @@ def replace_embeddings(conn: psycopg.Connection, model: Model, image_ids: Sequen
         with cur.copy(sql.SQL("COPY embeddings (image_id, model_id, {}) FROM STDIN").format(column)) as copy:
             for image_id, vector in zip(image_ids, vectors, strict=True):
                 copy.write_row((image_id, model.id, model.param(vector)))
-
-
-def update_model_info(conn: psycopg.Connection, model: Model, info: dict[str, Any]) -> None:
-    """Merge facts learned after registration (e.g. when and on how many images a model was fitted)."""
-    conn.execute("UPDATE models SET info = info || %s::jsonb WHERE id = %s", (json.dumps(info), model.id))
 
 
 def write_batch(
@@ -260,3 +171,72 @@ def model_vectors(conn: psycopg.Connection, model: Model) -> tuple[np.ndarray, l
     dtype = bool if model.kind == "bit" else np.float32
     vectors = np.stack([as_array(r[2]) for r in rows]).astype(dtype) if rows else np.zeros((0, model.dim), dtype)
     return ids, [r[1] for r in rows], vectors
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: int
+    path: str
+    category: str | None
+
+
+@dataclass
+class Summary:
+    """What the Home page and `cbir db status` show about the collection."""
+
+    images: int
+    paths: int
+    categories: list[tuple[str | None, int]]  # (category, images), largest first
+    models: list[dict]  # name, kind, dim, embeddings
+
+    @property
+    def empty(self) -> bool:
+        return self.images == 0
+
+
+def summary(conn: psycopg.Connection) -> Summary:
+    c = counts(conn)
+    rows = conn.execute(
+        "SELECT category, count(*) FROM images GROUP BY category ORDER BY count(*) DESC, category"
+    ).fetchall()
+    return Summary(images=c["images"], paths=c["paths"], categories=[(r[0], r[1]) for r in rows], models=c["models"])
+
+
+def categories(conn: psycopg.Connection) -> list[str]:
+    """Distinct categories, sorted (images without one are left out)."""
+    rows = conn.execute("SELECT DISTINCT category FROM images WHERE category IS NOT NULL ORDER BY category")
+    return [r[0] for r in rows]
+
+
+def category_of(conn: psycopg.Connection, image_id: int) -> str | None:
+    row = conn.execute("SELECT category FROM images WHERE id = %s", (image_id,)).fetchone()
+    return row[0] if row else None
+
+
+def images_in(conn: psycopg.Connection, category: str | None, limit: int = 1000) -> list[ImageRow]:
+    """Images of one category (None: those without a category), by path, for pickers."""
+    rows = conn.execute(
+        "SELECT id, path, category FROM images WHERE category IS NOT DISTINCT FROM %s ORDER BY path LIMIT %s",
+        (category, limit),
+    ).fetchall()
+    return [ImageRow(*r) for r in rows]
+
+
+def embedding_count(conn: psycopg.Connection, model: Model) -> int:
+    return conn.execute("SELECT count(*) FROM embeddings WHERE model_id = %s", (model.id,)).fetchone()[0]
+
+
+def images_with_paths(conn: psycopg.Connection, image_ids: Sequence[int]) -> list[tuple[int, str, int, int, list[str]]]:
+    """(id, first path, width, height, every path) of each image."""
+    rows = conn.execute(
+        "SELECT i.id, i.path, i.width, i.height, array_agg(p.path ORDER BY p.path) FROM images i"
+        " JOIN image_paths p ON p.image_id = i.id WHERE i.id = ANY(%s) GROUP BY i.id",
+        (list(image_ids),),
+    )
+    return [tuple(r) for r in rows]
+
+
+def images_at_several_paths(conn: psycopg.Connection) -> list[int]:
+    """Ids of images whose very bytes were found at more than one path."""
+    rows = conn.execute("SELECT image_id FROM image_paths GROUP BY image_id HAVING count(*) > 1 ORDER BY image_id")
+    return [r[0] for r in rows]

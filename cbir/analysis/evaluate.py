@@ -12,8 +12,8 @@ order it was ingested in.
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +21,11 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from cbir import db, store
-from cbir.config import CbirError
+from cbir.distances import distance_block
+from cbir.errors import BadArgument, NotEnoughImages
 from cbir.metrics import average_precision, precision_at_k
-from cbir.search import resolve_model
+from cbir.storage import collection, db, evaluations
+from cbir.storage.models import Model, resolve_model
 
 METHOD = "exact in-memory ranking (numpy), ties in seeded random order"
 PRECISION_AT = (1, 5, 10)
@@ -45,20 +46,6 @@ class Ranking:
     distances: np.ndarray  # (q, k)
 
 
-def distance_block(queries: np.ndarray, vectors: np.ndarray, metric: str) -> np.ndarray:
-    """Distances from each query row to every stored row, as the search operators define them."""
-    if metric == "hamming":
-        signs_q = queries.astype(np.float32) * 2 - 1
-        signs_v = vectors.astype(np.float32) * 2 - 1
-        return (vectors.shape[1] - signs_q @ signs_v.T) / 2
-    if metric == "l2":
-        squared = (queries**2).sum(1)[:, None] + (vectors**2).sum(1)[None, :] - 2 * queries @ vectors.T
-        return np.sqrt(np.maximum(squared, 0))
-    unit_q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    unit_v = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return 1 - unit_q @ unit_v.T
-
-
 def rank_leave_one_out(
     labels: np.ndarray,
     vectors: np.ndarray,
@@ -71,7 +58,7 @@ def rank_leave_one_out(
     """Rank all other images for each query row; labels are category codes, -1 for unlabelled images."""
     n = len(labels)
     if n - 1 < max(k, *PRECISION_AT):
-        raise CbirError(f"evaluation needs more than {max(k, *PRECISION_AT)} images; the model has {n}")
+        raise NotEnoughImages(f"evaluation needs more than {max(k, *PRECISION_AT)} images; the model has {n}")
     sizes = np.bincount(labels[labels >= 0], minlength=labels.max() + 1)
     rng = np.random.default_rng(seed)
     scores, neighbours, distances = [], [], []
@@ -142,6 +129,13 @@ def summarise(labels: np.ndarray, ranking: Ranking, names: list[str], k: int) ->
     }
 
 
+def neighbour_rows(ids: np.ndarray, ranking: Ranking) -> Iterator[tuple[int, int, int, float]]:
+    """(query image id, rank, neighbour image id, distance) for every query's top-k, as stored."""
+    for row, neighbours, distances in zip(ranking.queries, ranking.neighbours, ranking.distances, strict=True):
+        for rank, (other, distance) in enumerate(zip(neighbours, distances, strict=True), 1):
+            yield int(ids[row]), rank, int(ids[other]), float(distance)
+
+
 def _labels(categories: list[str | None]) -> tuple[np.ndarray, list[str]]:
     names = sorted({c for c in categories if c is not None})
     code = {name: i for i, name in enumerate(names)}
@@ -153,22 +147,18 @@ def _query_rows(labels: np.ndarray, sample: int | None, seed: int) -> np.ndarray
     sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
     eligible = np.flatnonzero((labels >= 0) & (sizes[np.maximum(labels, 0)] >= 2))
     if len(eligible) == 0:
-        raise CbirError("no labelled images to evaluate: ingest folders of images with --label folder")
+        raise NotEnoughImages("no labelled images to evaluate: ingest folders of images with --label folder")
     if sample is not None:
         if sample < 1:
-            raise CbirError("--queries must be at least 1")
+            raise BadArgument("--queries must be at least 1")
         if sample < len(eligible):
             eligible = np.sort(np.random.default_rng(seed).choice(eligible, sample, replace=False))
     return eligible
 
 
-def metric_of(model: store.Model) -> str:
-    return "hamming" if model.kind == "bit" else model.metric
-
-
 def evaluate_model(
     conn: psycopg.Connection,
-    model: store.Model,
+    model: Model,
     k: int = 10,
     sample: int | None = None,
     seed: int = 0,
@@ -176,17 +166,18 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Run leave-one-out evaluation of one stored model, store it, and return the report."""
     if k < 1:
-        raise CbirError("--k must be at least 1")
+        raise BadArgument("--k must be at least 1")
     start = time.perf_counter()
-    ids, categories, vectors = store.model_vectors(conn, model)
+    ids, categories, vectors = collection.model_vectors(conn, model)
     labels, names = _labels(categories)
     queries = _query_rows(labels, sample, seed)
-    ranking = rank_leave_one_out(labels, vectors, metric_of(model), k, queries, seed, progress)
+    ranking = rank_leave_one_out(labels, vectors, model.metric, k, queries, seed, progress)
     report = {"model": model.name, "k": k, "queries": len(queries), "images": len(ids), "method": METHOD}
     report |= summarise(labels, ranking, names, k)
     pairs = confusions(labels, ranking, names)
     report["seconds"] = round(time.perf_counter() - start, 2)
-    report["run_id"] = save_run(conn, model, report, pairs, ids, ranking, sample, seed)
+    rows = neighbour_rows(ids, ranking)
+    report["run_id"] = evaluations.save_run(conn, model, report, metric_keys(k), pairs, rows, sample, seed)
     report["confusions"] = pairs
     return report
 
@@ -200,58 +191,6 @@ def evaluate(
     conn: psycopg.Connection | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate each named model (default: the model search would use) and store the runs."""
-    own = conn is None
-    conn = conn or db.connect()
-    try:
-        rows = [resolve_model(conn, name) for name in (models or [None])]
-        return [evaluate_model(conn, m, k, sample, seed, progress) for m in rows]
-    finally:
-        if own:
-            conn.close()
-
-
-def save_run(
-    conn: psycopg.Connection,
-    model: store.Model,
-    report: dict[str, Any],
-    pairs: list[dict[str, Any]],
-    ids: np.ndarray,
-    ranking: Ranking,
-    sample: int | None,
-    seed: int,
-) -> int:
-    """Write the run, its categories, confusion pairs and every query's neighbours in one transaction."""
-    keys = metric_keys(report["k"])
-    with conn.transaction(), conn.cursor() as cur:
-        run_id = cur.execute(
-            "INSERT INTO evaluation_runs (model_id, k, queries, images, sample, seed, method, seconds, overall, macro)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
-            (
-                model.id,
-                report["k"],
-                report["queries"],
-                report["images"],
-                sample,
-                seed,
-                report["method"],
-                report["seconds"],
-                json.dumps(report["overall"]),
-                json.dumps(report["macro"]),
-            ),
-        ).fetchone()[0]
-        cur.executemany(
-            "INSERT INTO evaluation_categories VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (run_id, c["category"], c["images"], c["queries"], *(c[key] for key in keys))
-                for c in report["categories"]
-            ],
-        )
-        cur.executemany(
-            "INSERT INTO evaluation_confusions VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(run_id, p["category"], p["other"], p["neighbours"], p["queries"], p["rate"], p["lift"]) for p in pairs],
-        )
-        with cur.copy("COPY evaluation_neighbours (run_id, query_id, rank, image_id, distance) FROM STDIN") as copy:
-            for row, neighbours, distances in zip(ranking.queries, ranking.neighbours, ranking.distances, strict=True):
-                for rank, (other, distance) in enumerate(zip(neighbours, distances, strict=True), 1):
-                    copy.write_row((run_id, int(ids[row]), rank, int(ids[other]), float(distance)))
-    return run_id
+    with db.connection(conn) as c:
+        rows = [resolve_model(c, name) for name in (models or [None])]
+        return [evaluate_model(c, m, k, sample, seed, progress) for m in rows]

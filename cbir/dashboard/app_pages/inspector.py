@@ -4,18 +4,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from cbir import inspector, ui
-from cbir.config import CbirError
+from cbir.dashboard import ui
+from cbir.storage import evaluations as inspector
 
 NONE = "(none)"
 ANY = "(any category)"
 
 st.title("Inspector")
-try:
-    with ui.connection() as conn:
-        runs = inspector.latest_runs(conn)
-except CbirError as exc:
-    ui.fail(exc)
+with ui.connection() as conn:
+    runs = inspector.latest_runs(conn)
 
 if not runs:
     st.info("No evaluation results yet. From a terminal run `cbir eval --model MODEL`, then reload this page.")

@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from cbir import ui
-from cbir.config import CbirError
-from cbir.sql_console import EXAMPLES, run_readonly
+from cbir.dashboard import ui
+from cbir.storage.console import EXAMPLES, run_readonly
 
 OWN = "(write your own)"
 
@@ -28,10 +27,7 @@ timeout_s = b.number_input("Timeout (s)", min_value=1, max_value=300, value=5)
 
 if st.button("Run", type="primary"):
     st.session_state.pop("sql_result", None)
-    try:
-        st.session_state.sql_result = run_readonly(text, row_limit=int(row_limit), timeout_ms=int(timeout_s) * 1000)
-    except CbirError as exc:
-        ui.fail(exc)
+    st.session_state.sql_result = run_readonly(text, row_limit=int(row_limit), timeout_ms=int(timeout_s) * 1000)
 
 result = st.session_state.get("sql_result")
 if result is not None:

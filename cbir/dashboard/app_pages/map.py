@@ -2,18 +2,16 @@
 
 import streamlit as st
 
-from cbir import charts, collection, projection, ui
-from cbir.config import CbirError
+from cbir.analysis import projection
+from cbir.dashboard import charts, ui
+from cbir.errors import CbirError
+from cbir.storage import projections
 
 MAX_SHOWN = 60
 
 st.title("Map")
-try:
-    with ui.connection() as conn:
-        models = collection.model_names(conn)
-        default = collection.default_model(conn)
-except CbirError as exc:
-    ui.fail(exc)
+with ui.connection() as conn:
+    models, default = ui.models(conn)
 
 if not models:
     st.info("Nothing to map yet: run `cbir ingest PATH --model MODEL`, then `cbir project`.")
@@ -21,7 +19,7 @@ if not models:
 model = ui.pick_model(models, default)
 
 with ui.connection() as conn:
-    current = projection.latest(conn, model)
+    current = projections.latest(conn, model)
 if current is None:
     st.info(f"No map yet for {model}. Run `cbir project --model {model}` in a terminal, or fit it here.")
     if st.button("Fit the map now (UMAP; can take minutes)"):

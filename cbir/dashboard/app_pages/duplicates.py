@@ -4,16 +4,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from cbir import collection, copies, ui
-from cbir.config import CbirError
+from cbir.dashboard import ui
+from cbir.retrieval import copies
 
 st.title("Duplicates")
-try:
-    with ui.connection() as conn:
-        models = collection.model_names(conn)
-        model = copies.model_for(conn, None) if models else None
-except CbirError as exc:
-    ui.fail(exc)
+with ui.connection() as conn:
+    models, _ = ui.models(conn)
+    model = copies.model_for(conn, None) if models else None
 
 if model is None:
     st.info("Nothing stored yet: run `cbir ingest PATH --model phash` first, then reload.")
@@ -23,13 +20,10 @@ left, right = st.columns(2)
 name = left.selectbox("Model", models, index=models.index(model.name))
 threshold = right.number_input("Largest distance between copies", min_value=0.0, value=copies.default_threshold(name))
 
-try:
-    with ui.connection() as conn:
-        model = copies.model_for(conn, name)
-        exact = copies.exact_duplicates(conn)
-        groups = copies.near_duplicates(conn, model, threshold)
-except CbirError as exc:
-    ui.fail(exc)
+with ui.connection() as conn:
+    model = copies.model_for(conn, name)
+    exact = copies.exact_duplicates(conn)
+    groups = copies.near_duplicates(conn, model, threshold)
 
 a, b, c = st.columns(3)
 a.metric("Exact duplicates", len(exact))
@@ -38,11 +32,8 @@ c.metric("Resized versions", sum(g.kind == "resized" for g in groups))
 
 upload = st.file_uploader("Where did this image come from?")
 if upload is not None:
-    try:
-        with ui.connection() as conn:
-            found = copies.sources(conn, model, upload.getvalue(), threshold)
-    except CbirError as exc:
-        ui.fail(exc)
+    with ui.connection() as conn:
+        found = copies.sources(conn, model, upload.getvalue(), threshold)
     if not found:
         st.warning(f"No stored image within {threshold:g} of this upload under {model.name}.")
     for s in found:

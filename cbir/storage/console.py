@@ -1,7 +1,7 @@
 """Run an analyst's SQL safely: one read-only statement, as a role that can only read the cbir tables.
 
 Safety rests on the database, not on parsing the text:
-- the connection logs in as `cbir_reader` (migrations/030_reader_role.sql), which holds SELECT on the cbir
+- the connection logs in as `cbir_reader` (cbir/storage/migrations/030_reader_role.sql), which holds SELECT on the cbir
   tables and nothing else, so even a statement that escapes the checks below can change nothing;
 - every query runs in a READ ONLY transaction with a statement timeout, and is always rolled back;
 - the text goes through a server-side cursor (DECLARE ... CURSOR FOR), which the server accepts for one
@@ -22,8 +22,9 @@ import psycopg
 from psycopg import errors, sql
 from psycopg_pool import ConnectionPool
 
-from cbir import db
-from cbir.config import CbirError, settings
+from cbir.config import settings
+from cbir.errors import BadArgument, DatabaseUnavailable, QueryRefused
+from cbir.storage import db
 
 READER_ROLE = "cbir_reader"
 _QUERY_WORDS = {"SELECT", "WITH", "VALUES", "TABLE"}  # run through a server-side cursor
@@ -106,9 +107,9 @@ def _check_text(text: str) -> tuple[str, str]:
     statement = text.strip().rstrip(";").rstrip()
     keyword = first_keyword(statement)
     if not keyword:
-        raise CbirError("empty query: write one SELECT statement")
+        raise QueryRefused("empty query: write one SELECT statement")
     if keyword not in _QUERY_WORDS | _PLAN_WORDS:
-        raise CbirError(
+        raise QueryRefused(
             f"{keyword} is not allowed: the SQL console runs one read-only query "
             f"(SELECT, WITH, VALUES, TABLE, EXPLAIN or SHOW)"
         )
@@ -132,10 +133,10 @@ def _derived_reader_url(home: str, database_url: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{READER_ROLE}@{host}"))
 
 
-def _reader_connect_error(url: str, exc: Exception) -> CbirError:
-    return CbirError(
+def _reader_connect_error(url: str, exc: Exception) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
         f"the SQL console cannot log in as {READER_ROLE} at {db.describe_url(url)} ({db.first_line(exc)}). "
-        f"Where cbir may not create roles, an administrator runs migrations/030_reader_role.sql, "
+        f"Where cbir may not create roles, an administrator runs cbir/storage/migrations/030_reader_role.sql, "
         f"sets a password for {READER_ROLE} and you set CBIR_READER_URL"
     )
 
@@ -167,18 +168,18 @@ def _fetch(conn: psycopg.Connection, statement: str, keyword: str, row_limit: in
     return SqlResult(columns=columns, rows=[tuple(r) for r in rows[:row_limit]], truncated=len(rows) > row_limit)
 
 
-def _explain(exc: psycopg.Error, timeout_ms: int) -> CbirError:
+def _explain(exc: psycopg.Error, timeout_ms: int) -> QueryRefused:
     """A one-line message for a refused or failed query."""
     first = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
     if isinstance(exc, errors.QueryCanceled):
-        return CbirError(f"query cancelled: it ran longer than the {timeout_ms} ms statement timeout")
+        return QueryRefused(f"query cancelled: it ran longer than the {timeout_ms} ms statement timeout")
     if isinstance(exc, errors.InsufficientPrivilege | errors.ReadOnlySqlTransaction):
-        return CbirError(f"refused: {first} (the SQL console is read-only)")
+        return QueryRefused(f"refused: {first} (the SQL console is read-only)")
     if isinstance(exc, errors.SyntaxError) and "multiple commands" in first:
-        return CbirError("refused: several statements in one text; the SQL console runs one query at a time")
+        return QueryRefused("refused: several statements in one text; the SQL console runs one query at a time")
     if isinstance(exc, errors.FeatureNotSupported) and "data-modifying" in first:
-        return CbirError("refused: INSERT, UPDATE or DELETE inside WITH (the SQL console is read-only)")
-    return CbirError(f"query failed: {first}")
+        return QueryRefused("refused: INSERT, UPDATE or DELETE inside WITH (the SQL console is read-only)")
+    return QueryRefused(f"query failed: {first}")
 
 
 def _is_reader(conn: psycopg.Connection) -> bool:
@@ -187,9 +188,9 @@ def _is_reader(conn: psycopg.Connection) -> bool:
 
 def _run(conn: psycopg.Connection, statement: str, keyword: str, row_limit: int, timeout_ms: int) -> SqlResult:
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE or not conn.autocommit:
-        raise CbirError("run_readonly needs an idle connection in autocommit mode")
+        raise BadArgument("run_readonly needs an idle connection in autocommit mode")
     if not _is_reader(conn):
-        raise CbirError(f"run_readonly needs a connection logged in as {READER_ROLE} (pass none to get one)")
+        raise BadArgument(f"run_readonly needs a connection logged in as {READER_ROLE} (pass none to get one)")
     try:
         with conn.transaction():
             conn.execute("SET TRANSACTION READ ONLY")
@@ -209,9 +210,9 @@ def run_readonly(
     text: str, *, row_limit: int = 1000, timeout_ms: int = 5000, conn: psycopg.Connection | None = None
 ) -> SqlResult:
     """Run ONE statement as the read-only role cbir_reader inside a read-only transaction with a statement
-    timeout; raises cbir.config.CbirError with a one-line message on refusal, error or timeout."""
+    timeout; raises cbir.errors.QueryRefused with a one-line message on refusal, error or timeout."""
     if row_limit < 1 or timeout_ms < 1:
-        raise CbirError("row_limit and timeout_ms must be positive")
+        raise BadArgument("row_limit and timeout_ms must be positive")
     statement, keyword = _check_text(text)
     if conn is not None:
         return _run(conn, statement, keyword, row_limit, timeout_ms)

@@ -19,10 +19,12 @@ from typing import Any
 import psycopg
 from tqdm import tqdm
 
-from cbir import db, store
-from cbir.config import CbirError
 from cbir.embedders import Embedder, get_embedder
-from cbir.images import BadImage, decode, read_image_file, sha256_of, thumbnail_jpeg
+from cbir.errors import BadArgument, BadImage
+from cbir.images import decode, read_image_file, sha256_of, thumbnail_jpeg
+from cbir.storage import collection, db
+from cbir.storage.collection import NewImage
+from cbir.storage.models import Model, ensure_model, update_model_info
 
 
 @dataclass
@@ -48,7 +50,7 @@ class _Outcome:
 
     path: str
     sha256: str | None = None
-    image: store.NewImage | None = None
+    image: NewImage | None = None
     error: str | None = None
 
 
@@ -72,7 +74,7 @@ def discover(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield root
             continue
         if not root.is_dir():
-            raise CbirError(f"no such file or folder: {root}")
+            raise BadArgument(f"no such file or folder: {root}")
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames.sort()
             for name in sorted(filenames):
@@ -84,7 +86,7 @@ def category_of(path: Path, label: str) -> str | None:
         return None
     if label == "folder":
         return path.parent.name or None
-    raise CbirError(f"--label must be 'folder' or 'none', got {label!r}")
+    raise BadArgument(f"--label must be 'folder' or 'none', got {label!r}")
 
 
 def _process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label: str) -> _Chunk:
@@ -106,7 +108,7 @@ def _process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label
         except BadImage as exc:
             outcome.error = str(exc)
             continue
-        outcome.image = store.NewImage(
+        outcome.image = NewImage(
             sha256=picture.sha256,
             path=outcome.path,
             category=category_of(path, label),
@@ -145,15 +147,13 @@ def ingest(
 ) -> IngestReport:
     """Embed and store every image under `paths` that the model has not embedded yet."""
     if batch_size < 1:
-        raise CbirError("--batch-size must be at least 1")
+        raise BadArgument("--batch-size must be at least 1")
     category_of(Path("x/y"), label)  # validate before any work
     files = list(discover(paths))
     embedder = get_embedder(model)  # fails fast, before any file is read
-    own_conn = conn is None
-    conn = conn or db.connect()
-    try:
-        model_row = store.ensure_model(conn, embedder.name, embedder.kind, embedder.dim, embedder.info())
-        known = store.embedded_sha256s(conn, model_row, staged=embedder.fitted_on_collection)
+    with db.connection(conn) as conn:
+        model_row = ensure_model(conn, embedder.name, embedder.kind, embedder.dim, embedder.metric, embedder.info())
+        known = collection.embedded_sha256s(conn, model_row, staged=embedder.fitted_on_collection)
         report = IngestReport(model=model_row.name, files=len(files))
         chunks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
         start = time.perf_counter()
@@ -166,15 +166,12 @@ def ingest(
             report.fitted = fit_collection(conn, embedder, model_row, force=report.embedded > 0, progress=progress)
         report.seconds = time.perf_counter() - start
         return report
-    finally:
-        if own_conn:
-            conn.close()
 
 
 def _store_chunk(
     conn: psycopg.Connection,
     embedder: Embedder,
-    model: store.Model,
+    model: Model,
     chunk: _Chunk,
     known: set[str],
     report: IngestReport,
@@ -197,7 +194,7 @@ def _store_chunk(
             known.add(outcome.sha256)
             new_images.append(outcome.image)
             rows.append(row)
-    new_rows, new_paths = store.write_batch(
+    new_rows, new_paths = collection.write_batch(
         conn, model, new_images, vectors[rows] if rows else None, aliases, staged=embedder.fitted_on_collection
     )
     report.new_images += new_rows
@@ -206,21 +203,21 @@ def _store_chunk(
 
 
 def fit_collection(
-    conn: psycopg.Connection, embedder: Embedder, model: store.Model, force: bool = False, progress: bool = True
+    conn: psycopg.Connection, embedder: Embedder, model: Model, force: bool = False, progress: bool = True
 ) -> int:
     """Fit a collection-fitted model on every stored input and swap in all its vectors; returns images fitted.
 
     Skipped when nothing changed since the last fit (every stored input embedded, fit persisted) unless forced.
     """
-    image_ids, inputs = store.model_inputs(conn, model)
-    embedded = conn.execute("SELECT count(*) FROM embeddings WHERE model_id = %s", (model.id,)).fetchone()[0]
+    image_ids, inputs = collection.model_inputs(conn, model)
+    embedded = collection.embedding_count(conn, model)
     if not force and embedded == len(image_ids) and embedder.is_fitted():
         return 0
     start = time.perf_counter()
     if progress:
         tqdm.write(f"fitting {model.name} on {len(image_ids)} images ...")
     vectors, facts = embedder.fit(inputs)
-    store.replace_embeddings(conn, model, image_ids, vectors)
+    collection.replace_embeddings(conn, model, image_ids, vectors)
     facts |= {"fitted_on": len(image_ids), "fit_seconds": round(time.perf_counter() - start, 1)}
-    store.update_model_info(conn, model, facts)
+    update_model_info(conn, model, facts)
     return len(image_ids)

@@ -16,11 +16,13 @@ import numpy as np
 import psycopg
 from scipy.sparse import coo_matrix
 
-from cbir import store
-from cbir.config import CbirError
-from cbir.evaluate import distance_block, metric_of
+from cbir.distances import distance_block
+from cbir.errors import BadArgument
 from cbir.images import sha256_of
-from cbir.search import nearest, resolve_model, resolve_query
+from cbir.retrieval.search import resolve_query
+from cbir.storage import collection
+from cbir.storage.models import Model, list_models, resolve_model
+from cbir.storage.neighbours import nearest
 
 # Default distance under which two images count as copies, per model (see the README's duplicates table).
 DEFAULT_THRESHOLDS = {"phash": 8.0, "pixels-umap": 0.02}
@@ -64,17 +66,12 @@ def default_threshold(model_name: str) -> float:
 
 
 def _members(conn: psycopg.Connection, image_ids: list[int]) -> dict[int, Member]:
-    rows = conn.execute(
-        "SELECT i.id, i.path, i.width, i.height, array_agg(p.path ORDER BY p.path) FROM images i"
-        " JOIN image_paths p ON p.image_id = i.id WHERE i.id = ANY(%s) GROUP BY i.id",
-        (image_ids,),
-    )
-    return {r[0]: Member(*r) for r in rows}
+    return {r[0]: Member(*r) for r in collection.images_with_paths(conn, image_ids)}
 
 
 def exact_duplicates(conn: psycopg.Connection) -> list[Group]:
     """Images whose very bytes were found at several paths."""
-    ids = [r[0] for r in conn.execute("SELECT image_id FROM image_paths GROUP BY image_id HAVING count(*) > 1")]
+    ids = collection.images_at_several_paths(conn)
     members = _members(conn, ids)
     return [Group("exact", [members[i]]) for i in sorted(ids)]
 
@@ -123,13 +120,13 @@ def _kind(members: list[Member]) -> str:
     return "resized" if same_shape and max(widths) >= MIN_SCALE * min(widths) else "near"
 
 
-def near_duplicates(conn: psycopg.Connection, model: store.Model, threshold: float | None = None) -> list[Group]:
+def near_duplicates(conn: psycopg.Connection, model: Model, threshold: float | None = None) -> list[Group]:
     """Groups of images within `threshold` of their group's first (leading) image under the model."""
     threshold = default_threshold(model.name) if threshold is None else threshold
     if threshold < 0:
-        raise CbirError("--threshold must not be negative")
-    ids, _, vectors = store.model_vectors(conn, model)
-    rows, cols, dists = close_pairs(vectors, metric_of(model), threshold)
+        raise BadArgument("--threshold must not be negative")
+    ids, _, vectors = collection.model_vectors(conn, model)
+    rows, cols, dists = close_pairs(vectors, model.metric, threshold)
     distance = {(int(i), int(j)): float(d) for i, j, d in zip(rows, cols, dists, strict=True)}
     groups = group_pairs(len(ids), rows, cols)
     members = _members(conn, [int(ids[i]) for g in groups for i in g])
@@ -142,11 +139,11 @@ def near_duplicates(conn: psycopg.Connection, model: store.Model, threshold: flo
 
 
 def sources(
-    conn: psycopg.Connection, model: store.Model, data: bytes, threshold: float | None = None, k: int = 5
+    conn: psycopg.Connection, model: Model, data: bytes, threshold: float | None = None, k: int = 5
 ) -> list[Source]:
     """Where an uploaded copy came from: the same bytes, or the stored images within `threshold` of it."""
     threshold = default_threshold(model.name) if threshold is None else threshold
-    exact_id = store.image_id_for_sha256(conn, sha256_of(data))
+    exact_id = collection.image_id_for_sha256(conn, sha256_of(data))
     query = resolve_query(conn, model, data)
     hits = nearest(conn, model, query.vector, k=k, exclude=[exact_id] if exact_id is not None else None)
     found = [(exact_id, 0.0, True)] if exact_id is not None else []
@@ -155,7 +152,7 @@ def sources(
     return [Source(i, d, exact, members[i].paths) for i, d, exact in found]
 
 
-def model_for(conn: psycopg.Connection, name: str | None) -> store.Model:
+def model_for(conn: psycopg.Connection, name: str | None) -> Model:
     """The model copies are judged by: the one named, else phash when stored, else the one search uses."""
-    names = [m.name for m in store.list_models(conn)]
+    names = [m.name for m in list_models(conn)]
     return resolve_model(conn, name or ("phash" if "phash" in names else None))

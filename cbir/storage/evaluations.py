@@ -1,13 +1,17 @@
-"""What the Inspector page shows, read from stored `cbir eval` results (never recomputed): runs, per-category
-metrics worst first, confused category pairs, and A's queries with their wrong B neighbours."""
+"""Stored `cbir eval` results: writing a run, and what the Inspector page reads (never recomputed): runs,
+per-category metrics worst first, confused category pairs, and A's queries with their wrong B neighbours."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
+
+from cbir.storage.models import Model
 
 CATEGORY_COLUMNS = ("precision_at_1", "precision_at_5", "precision_at_10", "map_at_k", "map")
 
@@ -100,3 +104,52 @@ def compare(conn: psycopg.Connection, run_a: int, run_b: int) -> list[dict[str, 
     )
     names = ("category", "queries", "precision_at_1 A", "precision_at_1 B", "map A", "map B")
     return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def save_run(
+    conn: psycopg.Connection,
+    model: Model,
+    report: dict[str, Any],
+    keys: list[str],
+    pairs: list[dict[str, Any]],
+    neighbours: Iterable[tuple[int, int, int, float]],
+    sample: int | None,
+    seed: int,
+) -> int:
+    """Write the run, its categories, confusion pairs and every query's neighbours in one transaction.
+
+    keys: the metric names of `report`'s per-category rows, in the table's column order;
+    neighbours: (query image id, rank, neighbour image id, distance) rows.
+    """
+    with conn.transaction(), conn.cursor() as cur:
+        run_id = cur.execute(
+            "INSERT INTO evaluation_runs (model_id, k, queries, images, sample, seed, method, seconds, overall, macro)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
+            (
+                model.id,
+                report["k"],
+                report["queries"],
+                report["images"],
+                sample,
+                seed,
+                report["method"],
+                report["seconds"],
+                json.dumps(report["overall"]),
+                json.dumps(report["macro"]),
+            ),
+        ).fetchone()[0]
+        cur.executemany(
+            "INSERT INTO evaluation_categories VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (run_id, c["category"], c["images"], c["queries"], *(c[key] for key in keys))
+                for c in report["categories"]
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO evaluation_confusions VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(run_id, p["category"], p["other"], p["neighbours"], p["queries"], p["rate"], p["lift"]) for p in pairs],
+        )
+        with cur.copy("COPY evaluation_neighbours (run_id, query_id, rank, image_id, distance) FROM STDIN") as copy:
+            for row in neighbours:
+                copy.write_row((run_id, *row))
+    return run_id

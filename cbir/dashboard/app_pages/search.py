@@ -4,22 +4,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from cbir import collection, ui
-from cbir.config import CbirError
-from cbir.lookup import lookup
+from cbir.dashboard import ui
+from cbir.retrieval.search import lookup
+from cbir.storage import collection
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 ALL = "(all categories)"
 UNKNOWN = "(unknown)"
 
 st.title("Search")
-try:
-    with ui.connection() as conn:
-        models = collection.model_names(conn)
-        default = collection.default_model(conn)
-        categories = collection.categories(conn)
-except CbirError as exc:
-    ui.fail(exc)
+with ui.connection() as conn:
+    models, default = ui.models(conn)
+    categories = collection.categories(conn)
 
 if not models:
     st.info("Nothing to search yet: run `cbir ingest PATH --model MODEL` first, then reload.")
@@ -52,15 +48,11 @@ if query is None:
     st.info("Upload an image, pick a stored one, or give a path.")
     st.stop()
 
-try:
-    if not isinstance(query, int):
-        ui.embedder(model)  # a new image may need the model: load it once per server, not per query
-    with ui.connection() as conn:
-        answer = lookup(
-            conn, query, k=k, model=model, category=None if only == ALL else only, query_category=query_category
-        )
-except CbirError as exc:
-    ui.fail(exc)
+if not isinstance(query, int):
+    ui.embedder(model)  # a new image may need the model: load it once per server, not per query
+with ui.connection() as conn:
+    only_category = None if only == ALL else only
+    answer = lookup(conn, query, k=k, model=model, category=only_category, query_category=query_category)
 st.session_state[ui.ANSWER_KEY] = answer
 
 shown, stats = st.columns([1, 4])

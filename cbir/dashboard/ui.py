@@ -1,5 +1,6 @@
-"""Streamlit building blocks shared by the dashboard's pages: the cached database pool and model, and the
-thumbnail grid. Pages stay a layout of widgets over these and the cbir API."""
+"""Streamlit building blocks shared by the dashboard's pages: the cached database pool and model, the
+thumbnail grid, and the one-line error shown for anything a user can cause. Pages stay a layout of
+widgets over these and the cbir API."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ import numpy as np
 import pandas as pd
 import psycopg
 import streamlit as st
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from cbir import collection, db, projection
-from cbir.config import CbirError, settings
+from cbir.analysis import projection
+from cbir.config import settings
 from cbir.embedders import Embedder, get_embedder
-from cbir.lookup import Answer
+from cbir.errors import CbirError, DatabaseUnavailable, ModelNotFound
+from cbir.retrieval.search import Answer
+from cbir.storage import collection, db, projections
+from cbir.storage.models import list_models, resolve_model
+from cbir.storage.projections import MapPoints, Projection
 
 ANSWER_KEY = "last_answer"  # session_state: the latest Search answer, highlighted on the Map
 
@@ -35,9 +40,15 @@ def database() -> tuple[ConnectionPool, str]:
 
 @contextmanager
 def connection() -> Iterator[psycopg.Connection]:
-    pool, _ = database()
-    with pool.connection() as conn:
-        yield conn
+    """A pooled connection; a database that stops answering becomes DatabaseUnavailable (one line)."""
+    pool, url = database()
+    try:
+        with pool.connection() as conn:
+            yield conn
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise DatabaseUnavailable(
+            f"lost the connection to {db.describe_location()} ({db.first_line(exc)}); reload the page to retry"
+        ) from None
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server)...")
@@ -47,19 +58,19 @@ def embedder(name: str) -> Embedder:
 
 
 @st.cache_data(show_spinner="Loading the map...", max_entries=4)
-def map_points(database_url: str, projection_id: int, created_at: str) -> projection.MapPoints:
+def map_points(database_url: str, projection_id: int, created_at: str) -> MapPoints:
     """A stored map's points, read once per map (a refit has a new id and time, so a new cache entry)."""
     with connection() as conn:
-        return projection.points(conn, projection_id)
+        return projections.points(conn, projection_id)
 
 
 @st.cache_resource(show_spinner="Loading the fitted UMAP (the first time takes a while)...", max_entries=2)
 def reducer(database_url: str, projection_id: int, created_at: str) -> Any:
     with connection() as conn:
-        return projection.load_reducer(conn, projection_id)
+        return projections.load_reducer(conn, projection_id)
 
 
-def query_position(p: projection.Projection, points: projection.MapPoints, answer: Answer) -> tuple[float, float]:
+def query_position(p: Projection, points: MapPoints, answer: Answer) -> tuple[float, float]:
     """Where the latest query sits on the map: its own point if stored, else placed by the fitted UMAP."""
     if answer.image_id is not None and answer.image_id in points.position:
         row = points.position[answer.image_id]
@@ -87,10 +98,18 @@ def result_frame(columns: Sequence[str], rows: Sequence[tuple]) -> pd.DataFrame:
     return pd.DataFrame([[cell(v) for v in row] for row in rows], columns=names)
 
 
-def fail(exc: CbirError) -> None:
-    """Show a user error as one line and end this page run."""
-    st.error(str(exc))
-    st.stop()
+def show_error(exc: CbirError) -> None:
+    """A user error as one line (app.py catches every CbirError a page raises and shows it so)."""
+    st.error(str(exc), icon=":material/error:")
+
+
+def models(conn: psycopg.Connection) -> tuple[list[str], str | None]:
+    """Stored model names, and the one a search uses when none is picked (as `cbir search`), else the first."""
+    names = [m.name for m in list_models(conn)]
+    try:
+        return names, resolve_model(conn, None).name
+    except ModelNotFound:
+        return names, names[0] if names else None
 
 
 def pick_model(models: list[str], default: str | None) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import plotly.express as px
 import plotly.graph_objects as go
 
-from cbir.projection import MapPoints
+from cbir.storage.projections import MapPoints
 
 PALETTE = px.colors.qualitative.Alphabet + px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
 NO_CATEGORY = "#9e9e9e"

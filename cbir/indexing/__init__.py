@@ -1,0 +1,1 @@
+"""Getting images in: walk folders, decode, embed and store (`ingest`)."""

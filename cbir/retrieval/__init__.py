@@ -1,0 +1,1 @@
+"""Finding images: search by image (`search`, `lookup`) and copy finding (`copies`)."""

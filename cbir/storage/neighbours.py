@@ -1,0 +1,82 @@
+"""The k-nearest-neighbour query, written once: the CLI, the dashboard, copies and the API all run this SQL.
+
+Queries go through the model's HNSW index (the exact expression and operator of `Model`). `hnsw.ef_search`
+comes from CBIR_EF_SEARCH (default 200, config.DEFAULT_EF_SEARCH) and is raised to k when k is larger.
+200 is the smallest value of benchmarks/search_bench.py's curve with recall@10 >= 0.98 at 100k rows (p50
+~17x faster than an exact scan); 10k rows reach 1.0 with any value. At 1M rows recall is bounded by the
+index's graph more than by ef_search: an index built WITH (m = 32, ef_construction = 128) and
+CBIR_EF_SEARCH=400 gave 0.985 at 30x faster than exact (BENCHMARKS.md, docs/scaling.md).
+Filtered queries enable pgvector's iterative index scans, so a category filter or the exclusion of the
+query image never silently returns fewer than k rows when k exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from cbir.config import settings
+from cbir.errors import BadArgument
+from cbir.storage.models import Model
+
+
+@dataclass
+class Hit:
+    id: int
+    path: str
+    category: str | None
+    distance: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def nearest_query(
+    model: Model,
+    vector: np.ndarray,
+    k: int,
+    category: str | None = None,
+    exclude: list[int] | None = None,
+) -> tuple[sql.Composed, dict]:
+    """The SQL of a k-NN query; ORDER BY uses the exact expression and operator of the model's index."""
+    # The model id is inlined: a parameter's type (smallint for small ints) would keep the planner from
+    # matching the partial index predicate `model_id = <id>`.
+    where = [sql.SQL("e.model_id = {}").format(sql.Literal(model.id))]
+    if category is not None:
+        where.append(sql.SQL("i.category = %(category)s"))
+    if exclude:
+        where.append(sql.SQL("e.image_id <> ALL(%(exclude)s)"))
+    query = sql.SQL(
+        "WITH hits AS MATERIALIZED ("
+        " SELECT e.image_id, {column} {op} %(vector)s AS distance"
+        " FROM embeddings e JOIN images i ON i.id = e.image_id"
+        " WHERE {where} ORDER BY distance LIMIT %(k)s)"
+        " SELECT h.image_id, i.path, i.category, h.distance"
+        " FROM hits h JOIN images i ON i.id = h.image_id ORDER BY h.distance, h.image_id"
+    ).format(column=model.column(), op=model.operator, where=sql.SQL(" AND ").join(where))
+    params = {"category": category, "exclude": exclude, "vector": model.param(vector), "k": k}
+    return query, params
+
+
+def nearest(
+    conn: psycopg.Connection,
+    model: Model,
+    vector: np.ndarray,
+    k: int = 10,
+    category: str | None = None,
+    exclude: list[int] | None = None,
+    ef_search: int | None = None,
+) -> list[Hit]:
+    """The k nearest stored images to a vector, optionally within one category."""
+    if k < 1:
+        raise BadArgument("k must be at least 1")
+    ef = max(ef_search or settings().ef_search, k)
+    query, params = nearest_query(model, vector, k, category, exclude)
+    with conn.transaction():
+        conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+        conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        rows = conn.execute(query, params).fetchall()
+    return [Hit(id=r[0], path=r[1], category=r[2], distance=float(r[3])) for r in rows]

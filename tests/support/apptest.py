@@ -1,0 +1,31 @@
+"""Dashboard pages through Streamlit's AppTest, run from the same entry script `cbir serve` runs."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from support import ROOT
+
+APP = str(ROOT / "cbir" / "dashboard" / "app.py")
+TIMEOUT = 120  # the first run of a page loads torch and the model
+
+
+def page(name: str) -> AppTest:
+    """A fresh session on one page (home, search, map, inspector, duplicates, sql), run without exceptions."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if name != "home":
+        at.switch_page(f"app_pages/{name}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def labelled(widgets, label: str):
+    """The widget with this label (pages lay widgets out in columns, so positions are not stable)."""
+    return next(w for w in widgets if w.label == label)
+
+
+def texts(at: AppTest) -> str:
+    """Every text a page shows: markdown, captions, info, errors and warnings."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.info] + [e.value for e in at.error] + [e.value for e in at.warning]
+    return "\n".join(str(p) for p in parts)
