@@ -6,7 +6,7 @@ torch.utils.flop_counter. Each model measurement is paired with a GEMM measureme
 and the reported ratio (model GFLOP/s / GEMM GFLOP/s) is the median over pairs, so a noisy shared
 machine moves both sides of a ratio together.
 
-Models are randomly initialised with the exact dinov2-small/base architecture (cbir.random_model): the
+Models are randomly initialised with the exact dinov2-small/base architecture (cbir.embedders.random_model): the
 cost is the same as the genuine weights'. The faster modes' "agreement" is the overlap of each Caltech-101
 image's top-10 neighbours with float32's, both from the same (random) weights: it measures how much the
 precision change moves the ranking, NOT retrieval quality.
