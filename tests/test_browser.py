@@ -58,7 +58,7 @@ def test_upload_shows_results(server: str, browser_page) -> None:
     query = caltech_files("elephant", CATEGORIES["elephant"])[-1]
     page.locator("input[type=file]").set_input_files(str(query))
     page.get_by_text("#1 ·").wait_for()
-    expect(page.locator(IMAGES)).to_have_count(11)  # the query and its 10 results (the query left out)
+    expect(page.locator(IMAGES)).to_have_count(13)  # the query, its 10 results (the query left out), 2 heatmaps
     page.screenshot(path=str(ARTIFACTS / "search-upload.png"), full_page=True)
     print(f"screenshot: {ARTIFACTS / 'search-upload.png'}")
     captions = page.get_by_text(re.compile(r"^#\d+ · ")).all_inner_texts()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,21 +11,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from support import caltech_files, make_subset, run_cli
 
 from cbir.analysis.explain import contribution_map, match_maps
 from cbir.embedders import efficientnet_lite
 from cbir.embedders.efficientnet_lite import EfficientNetLite0, EfficientNetLiteEmbedder, weights_path
 from cbir.errors import BadArgument, CbirError, ModelNotFound
 
-CALTECH = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "caltech101"
 # ImageNet classes: 251 dalmatian, 401 accordion, 101 tusker, 385 Indian elephant, 386 African elephant.
 EXPECTED = {"dalmatian": {251}, "accordion": {401}, "elephant": {101, 385, 386}}
 
 
 def photos(category: str, n: int) -> list[Image.Image]:
-    folder = CALTECH / category
-    assert folder.is_dir(), f"Caltech-101 not found at {CALTECH}"
-    return [Image.open(path) for path in sorted(folder.glob("*.jpg"))[:n]]
+    return [Image.open(path) for path in caltech_files(category, n)]
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +113,13 @@ def test_precisions(embedder: EfficientNetLiteEmbedder) -> None:
     bf16 = EfficientNetLiteEmbedder(precision="bfloat16").forward(prepared)
     assert bf16.dtype == np.float32
     assert np.min(np.sum(bf16 * embedder.forward(prepared), axis=1)) > 0.98
+
+
+def test_quick_start_finds_elephants_first(cbir_home: Path, tmp_path: Path) -> None:
+    """The README's Quick start, offline, with the genuine weights: an elephant's five neighbours are elephants."""
+    photos_dir = make_subset(tmp_path / "photos", {"elephant": 20, "rhino": 20, "dalmatian": 20})
+    folders = [str(photos_dir / c) for c in ("elephant", "rhino", "dalmatian")]
+    run_cli("ingest", *folders, "--model", "efficientnet-lite0", check=True)
+    query = photos_dir / "elephant" / caltech_files("elephant", 1)[0].name
+    hits = json.loads(run_cli("search", str(query), "-k", "5", "--json", check=True).stdout)
+    assert [h["category"] for h in hits] == ["elephant"] * 5, hits

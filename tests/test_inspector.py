@@ -5,13 +5,17 @@ phash is a real (weak) model; the tiny DINOv2 is random and only gives the page 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from streamlit.testing.v1 import AppTest
 from support import caltech_files
 from support.apptest import labelled, page
 
 from cbir.analysis.evaluate import evaluate
+from cbir.dashboard.charts import clicked_pair
 from cbir.indexing.ingest import ingest
 from cbir.storage import db
 from cbir.storage import evaluations as inspector
@@ -76,3 +80,79 @@ def test_compare_two_models(evaluated, tiny_model: str) -> None:
     assert {"map A", "map B"} <= set(table.columns) and len(table) == len(CATEGORIES)
     models = [m.value for m in at.markdown if m.value.startswith("**")]
     assert len(models) == 2
+    _, *groups = figures(at)["inspector_compare"]["data"]  # the diagonal, then B's wins, A's wins, ties
+    assert sum(len(g["x"]) for g in groups) == len(CATEGORIES)
+    b_wins, a_wins, ties = groups
+    assert all(y > x for x, y in zip(b_wins["x"], b_wins["y"], strict=True))
+    assert all(y < x for x, y in zip(a_wins["x"], a_wins["y"], strict=True))
+    stored = {(r["category"], m): r[f"map {m}"] for _, r in table.iterrows() for m in "AB"}
+    drawn = {(c, m): v for g in groups for m in "AB" for c, v in zip(g["text"], g["xy"[m == "B"]], strict=True)}
+    assert drawn == pytest.approx(stored)
+
+
+def figures(at: AppTest) -> dict[str, dict[str, Any]]:
+    """The page's Plotly figures (as sent to the browser) by their widget key."""
+    return {chart.key: json.loads(chart.proto.spec) for chart in at.get("plotly_chart")}
+
+
+def phash_page() -> AppTest:
+    at = page("inspector")
+    model = labelled(at.selectbox, "Model")
+    model.set_value(next(o for o in model.options if "phash" in o)).run()
+    assert not at.exception
+    return at
+
+
+def test_confusion_chart_draws_the_stored_shares(evaluated) -> None:
+    at = phash_page()
+    cells, own, ring = figures(at)["inspector_confusion"]["data"]
+    with db.connect() as conn:
+        run = next(r for r in inspector.latest_runs(conn) if r.model == "phash")
+        stored = {(p["category"], p["other"]): p["rate"] for p in inspector.confusions(conn, run.id)}
+        precision = {c["category"]: c["precision_at_10"] for c in inspector.categories(conn, run.id)}
+    drawn = {(a, b): rate for a, b, rate in zip(cells["y"], cells["x"], cells["marker"]["color"], strict=True)}
+    assert drawn == pytest.approx(stored)  # 3 categories: every confused pair is a cell
+    assert all(data[:2] == [a, b] for data, a, b in zip(cells["customdata"], cells["y"], cells["x"], strict=True))
+    assert run.k == 10 and {data[0]: data[2] for data in own["customdata"]} == pytest.approx(precision)
+    assert (ring["y"][0], ring["x"][0]) == labelled(at.selectbox, "Pair").value  # the pair whose examples show
+
+
+def test_the_pair_box_starts_on_the_most_confused_pair(evaluated) -> None:
+    at = page("inspector")
+    pairs = at.dataframe[2].value  # most wrong neighbours first
+    ring = figures(at)["inspector_confusion"]["data"][2]
+    assert (ring["y"][0], ring["x"][0]) == labelled(at.selectbox, "Pair").value
+    assert labelled(at.selectbox, "Pair").value == (pairs["category"].iloc[0], pairs["other"].iloc[0])
+
+
+def test_the_ring_follows_the_pair_picked_below(evaluated) -> None:
+    at = phash_page()
+    pairs = at.dataframe[2].value
+    second = (pairs["category"].iloc[1], pairs["other"].iloc[1])
+    labelled(at.selectbox, "Pair").set_value(second).run()
+    ring = figures(at)["inspector_confusion"]["data"][2]
+    assert (ring["y"][0], ring["x"][0]) == labelled(at.selectbox, "Pair").value == second
+    labelled(at.selectbox, "Queries of category").set_value("rhino").run()
+    assert not at.exception
+    chosen = labelled(at.selectbox, "Pair").value
+    assert chosen[0] == "rhino"
+    ring = figures(at)["inspector_confusion"]["data"][2]
+    assert (ring["y"][0], ring["x"][0]) == chosen
+
+
+def test_per_category_bars_are_sorted_and_follow_the_metric(evaluated) -> None:
+    at = phash_page()
+    table = at.dataframe[1].value
+    for metric in ("precision_at_1", "map"):
+        labelled(at.radio, "Bars").set_value(metric).run()
+        bars = figures(at)["inspector_bar_chart"]["data"][0]
+        assert bars["y"] == sorted(bars["y"]) and sorted(bars["x"]) == sorted(CATEGORIES)
+        stored = dict(zip(table["category"], table[metric], strict=True))
+        assert dict(zip(bars["x"], bars["y"], strict=True)) == pytest.approx(stored)
+
+
+def test_a_click_on_a_cell_is_its_pair_and_the_diagonal_is_none() -> None:
+    own = {"customdata": ["rhino", "rhino", 0.4], "curve_number": 1}
+    cell = {"customdata": ["elephant", "rhino", 3], "curve_number": 0}
+    assert clicked_pair([own, cell]) == ("elephant", "rhino")
+    assert clicked_pair([own]) is None and clicked_pair([]) is None

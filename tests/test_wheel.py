@@ -1,5 +1,6 @@
 """The installed package, not the clone: build the wheel, install it into a fresh virtualenv outside the clone,
-and run the README's commands from an empty folder (ingest, search, db status, serve + Chromium).
+and run the README's commands from an empty folder (ingest, search, db status/url/stop, eval, dupes, project,
+serve + Chromium).
 
 The fresh virtualenv takes its third-party dependencies from the test's own environment through a .pth
 line (downloading torch, transformers and streamlit again would take many minutes and is pip's job, not
@@ -21,7 +22,7 @@ import pytest
 from support import ROOT, caltech_files
 from support.browser import chromium, free_port, running
 
-PHOTOS = {"elephant": 3, "rhino": 3}
+PHOTOS = {"elephant": 6, "rhino": 6}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,11 @@ def test_the_installed_wheel_runs_every_command(installed: Path, tmp_path: Path)
         hits = json.loads(cbir(installed, empty, "search", photos[0], "-k", "3", "--json").stdout)
         assert len(hits) == 3 and all(h["path"] != photos[0] for h in hits)
         status = cbir(installed, empty, "db", "status").stdout
-        assert "001_images_and_embeddings.sql" in status and "images:     6" in status
+        assert "001_images_and_embeddings.sql" in status and "images:     12" in status
+        assert json.loads(cbir(installed, empty, "eval", "--model", "phash", "--json").stdout)["queries"] == 12
+        assert "groups" in json.loads(cbir(installed, empty, "dupes", "--json").stdout)
+        assert "projected 12 images" in cbir(installed, empty, "project", "--n-neighbors", "5").stdout
+        assert cbir(installed, empty, "db", "url").stdout.startswith("postgresql://")
         module = subprocess.run(
             [str(installed / "python"), "-m", "cbir", "--help"], cwd=empty, capture_output=True, text=True
         )
@@ -82,7 +87,7 @@ def test_the_installed_wheel_runs_every_command(installed: Path, tmp_path: Path)
             page.goto(url)
             page.get_by_text("cbir: reverse image search").wait_for()
             page.get_by_text("Images").first.wait_for()
-            assert "6" in page.locator('[data-testid="stMetricValue"]').first.inner_text()
+            assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "12"
         cbir(installed, empty, "db", "stop")
     finally:
         os.environ.pop("CBIR_HOME", None)

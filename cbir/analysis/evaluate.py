@@ -136,7 +136,8 @@ def neighbour_rows(ids: np.ndarray, ranking: Ranking) -> Iterator[tuple[int, int
             yield int(ids[row]), rank, int(ids[other]), float(distance)
 
 
-def _labels(categories: list[str | None]) -> tuple[np.ndarray, list[str]]:
+def category_codes(categories: list[str | None]) -> tuple[np.ndarray, list[str]]:
+    """Category names as integer codes (sorted names; -1 for images without a category), and the names."""
     names = sorted({c for c in categories if c is not None})
     code = {name: i for i, name in enumerate(names)}
     return np.array([code.get(c, -1) if c is not None else -1 for c in categories], dtype=np.int64), names
@@ -169,7 +170,7 @@ def evaluate_model(
         raise BadArgument("--k must be at least 1")
     start = time.perf_counter()
     ids, categories, vectors = collection.model_vectors(conn, model)
-    labels, names = _labels(categories)
+    labels, names = category_codes(categories)
     queries = _query_rows(labels, sample, seed)
     ranking = rank_leave_one_out(labels, vectors, model.metric, k, queries, seed, progress)
     report = {"model": model.name, "k": k, "queries": len(queries), "images": len(ids), "method": METHOD}

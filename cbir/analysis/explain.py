@@ -13,14 +13,22 @@ it ignores how strongly each position fires and is undefined where the features 
 `match_maps` feeds the model the whole image (no centre crop, aspect kept, short side 224, sides rounded to the
 network's 32-pixel grid), so the map covers the thumbnail an analyst sees, cell for cell. Its cosine is therefore
 that of the uncropped views and may differ a little from the search score, which uses the centre crop.
+
+`explain(model_name, image_a, image_b)` is what pages call: it loads the model by name and returns a `Match`. Models
+whose vector is not pooled from positions (phash, pixels-umap, CLIP-like projections) raise NoSpatialFeatures.
+For CLS-pooled ViTs (DINOv2) the maps are over patch tokens and explain the cosine of the mean patch tokens, an
+approximation of what the CLS token attends to (cbir.embedders.hf).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from PIL import Image
+
+from cbir.embedders import Embedder, get_embedder
 
 
 class SpatialEmbedder(Protocol):
@@ -64,3 +72,30 @@ def match_maps(
     pooled_a = feats_a.reshape(-1, feats_a.shape[-1]).mean(axis=0)
     pooled_b = feats_b.reshape(-1, feats_b.shape[-1]).mean(axis=0)
     return contribution_map(feats_a, pooled_b), contribution_map(feats_b, pooled_a), _cosine(pooled_a, pooled_b)
+
+
+@dataclass(frozen=True)
+class Match:
+    """Where two images' similarity comes from: one map per image, each summing to `cosine`."""
+
+    model: str
+    map_a: np.ndarray  # (h, w) float64: each cell's term of the cosine, A's positions against B's pooled vector
+    map_b: np.ndarray
+    cosine: float  # of the pooled features of the uncropped images (not the search score; see the module notes)
+
+    @property
+    def grid_a(self) -> tuple[int, int]:
+        return self.map_a.shape  # type: ignore[return-value]
+
+    @property
+    def grid_b(self) -> tuple[int, int]:
+        return self.map_b.shape  # type: ignore[return-value]
+
+
+def explain(model: str | Embedder, image_a: Image.Image, image_b: Image.Image) -> Match:
+    """The match maps of two images under a model (a name, loaded once per process, or a loaded embedder)."""
+    embedder = get_embedder(model) if isinstance(model, str) else model
+    if not embedder.has_spatial_features:
+        raise embedder.no_spatial_features()
+    map_a, map_b, cosine = match_maps(embedder, image_a.convert("RGB"), image_b.convert("RGB"))  # type: ignore[arg-type]
+    return Match(model=embedder.name, map_a=map_a, map_b=map_b, cosine=cosine)

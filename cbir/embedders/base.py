@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from cbir.distances import COSINE
+from cbir.errors import NoSpatialFeatures
 
 
 class Embedder(ABC):
@@ -47,6 +48,22 @@ class Embedder(ABC):
     def is_fitted(self) -> bool:
         """Whether a persisted fit exists (always true for models that need none)."""
         return True
+
+    def spatial_features(self, prepared: Any) -> np.ndarray:
+        """(n, h, w, c) features whose mean over positions is what the model pools, so `cbir.analysis.explain`
+        can map where a match comes from. Models must take `prepare(images, crop=False)` to implement it."""
+        raise self.no_spatial_features()
+
+    def no_spatial_features(self) -> NoSpatialFeatures:
+        return NoSpatialFeatures(
+            f"{self.name} has no spatial features (its vector is not pooled from image positions), "
+            "so no heatmap can show why two images match"
+        )
+
+    @property
+    def has_spatial_features(self) -> bool:
+        """Whether `spatial_features` works: checked before preparing, since only such models take `crop=`."""
+        return type(self).spatial_features is not Embedder.spatial_features
 
     def info(self) -> dict[str, Any]:
         """Facts stored with the model row (pooling, preprocessing, ...)."""

@@ -5,6 +5,13 @@ norm), which is what DINOv2's authors use for retrieval; models with a trained p
 (CLIP's vision tower, ResNet's global average pool) use `pooler_output`; anything else averages the last
 hidden state over tokens or spatial positions. Rows are L2-normalised, so cosine distance ranks them.
 
+Heatmaps (`spatial_features`, for cbir.analysis.explain): a CNN's last feature map, or a ViT's patch tokens of the
+last hidden state (after the CLS, register and distillation tokens) on the patch grid. For a ResNet the pooled vector
+is the mean of that map, so the map explains the stored vector's match exactly. For CLS-pooled models (DINOv2) it
+does not: the map explains the cosine between the two images' mean patch tokens, an approximation of what the CLS
+token attends to, and that cosine differs from the search's; likewise for poolers that normalise after the mean
+(ConvNeXt, CLIP's vision tower). Dual encoders (CLIP's projected image features) have no map.
+
 Speed (benchmarks/embed_bench.py, BENCHMARKS.md): float32 runs with PyTorch's SDPA attention. The opt-in
 CBIR_PRECISION=bfloat16 (autocast; fast on CPUs with AMX/AVX512-BF16 and on GPUs) or int8 (dynamic
 quantization of Linear layers, CPU) trades a little precision for speed; BENCHMARKS.md gives the speed-up
@@ -13,6 +20,7 @@ and how far each moves the top-10 neighbours from float32's.
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import threading
@@ -35,9 +43,10 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cbir.config import settings  # noqa: E402
-from cbir.embedders.base import Embedder, l2_normalise  # noqa: E402
+from cbir.embedders.base import Embedder, NoSpatialFeatures, l2_normalise  # noqa: E402
 from cbir.errors import BadArgument, ModelNotFound  # noqa: E402
 
+CNN_GRID = 32  # total stride assumed for CNN backbones without a patch size (ResNet, ConvNeXt)
 CLS_MODEL_TYPES = {"dinov2", "dinov2_with_registers", "vit", "deit", "beit", "vit_msn", "vit_mae", "dinov3_vit"}
 
 
@@ -70,8 +79,11 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """A quick TCP check, so an offline machine fails in seconds rather than after long retries."""
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub answers: False at once under HF_HUB_OFFLINE, else a quick TCP check, so an offline
+    machine fails in seconds rather than after long retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        return False
     host = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
     result: list[bool] = []
 
@@ -100,18 +112,28 @@ def _load(source: str, local: bool) -> tuple[Any, Any]:
         model = AutoModel.from_pretrained(source, local_files_only=local_only)
         return processor, model
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     try:
         return load(local_only=True)  # a local directory or the Hub cache: no network at all
     except (OSError, ValueError) as exc:
         if local:
             raise _missing(source, "that directory has no loadable model and image processor", exc) from None
-        if offline or not _hub_reachable():
+        if not hub_reachable():
             raise _missing(source, "not in the local Hugging Face cache and the Hub is unreachable", exc) from None
     try:
         return load(local_only=False)
     except (OSError, ValueError) as exc:
         raise _missing(source, "the Hub download failed", exc) from None
+
+
+def _input_side(processor: Any) -> int:
+    """The side the processor feeds the model: its crop if it crops, else its resize target (224 if unknown)."""
+    sizes = [getattr(processor, "crop_size", None)] if getattr(processor, "do_center_crop", False) else []
+    for size in [*sizes, getattr(processor, "size", None)]:
+        for key in ("height", "shortest_edge"):
+            value = size.get(key) if isinstance(size, dict) else getattr(size, key, None)
+            if value:
+                return int(value)
+    return 224
 
 
 def _missing(source: str, why: str, exc: Exception) -> ModelNotFound:
@@ -147,8 +169,55 @@ class HuggingFaceEmbedder(Embedder):
             self.pooling = "pooler"
         self.dim = int(self.embed([Image.new("RGB", (32, 32))]).shape[1])
 
-    def prepare(self, images: list[Image.Image]) -> torch.Tensor:
-        return self.processor(images=images, return_tensors="pt")["pixel_values"]
+    def prepare(self, images: list[Image.Image], crop: bool = True) -> torch.Tensor:
+        """The processor's preprocessing. `crop=False` keeps the whole image for a heatmap (aspect kept, short side
+        the processor's input side, sides rounded to the patch grid); the images must then share one shape."""
+        if crop:
+            return self.processor(images=images, return_tensors="pt")["pixel_values"]
+        return torch.cat([self._whole(image) for image in images])
+
+    def _whole(self, image: Image.Image) -> torch.Tensor:
+        grid, side = self._grid(), _input_side(self.processor)
+        scale = side / min(image.size)
+        size = tuple(max(grid, round(s * scale / grid) * grid) for s in image.size)
+        resample = getattr(self.processor, "resample", None)
+        resample = Image.Resampling.BICUBIC if resample is None else Image.Resampling(int(resample))
+        resized = image.convert("RGB").resize(size, resample)  # type: ignore[arg-type]
+        kwargs = {"do_resize": False, "do_center_crop": False, "return_tensors": "pt"}
+        return self.processor(images=[resized], **kwargs)["pixel_values"]
+
+    def _grid(self) -> int:
+        """Pixels per patch (ViT-like) or per feature-map cell (CNN)."""
+        patch = getattr(self.model.config, "patch_size", None)
+        if patch is None:
+            return CNN_GRID
+        return int(patch[0] if isinstance(patch, list | tuple) else patch)
+
+    @property
+    def has_spatial_features(self) -> bool:
+        return self.pooling != "image_features"
+
+    @torch.inference_mode()
+    def spatial_features(self, prepared: torch.Tensor) -> np.ndarray:
+        """(n, h, w, c) float32: the CNN feature map, or the patch tokens on the (height/patch, width/patch) grid."""
+        if not self.has_spatial_features:
+            raise NoSpatialFeatures(f"{self.name} pools a projected image embedding, which no heatmap explains")
+        pixels = prepared.to(self.device)
+        extra = {"interpolate_pos_encoding": True} if self._interpolates() else {}
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            hidden = self.model(pixel_values=pixels, **extra).last_hidden_state.float()
+        if hidden.dim() == 4:  # (n, c, h, w)
+            return np.ascontiguousarray(hidden.permute(0, 2, 3, 1).cpu().numpy())
+        grid = self._grid()
+        h, w = pixels.shape[2] // grid, pixels.shape[3] // grid
+        if hidden.shape[1] < h * w:
+            raise NoSpatialFeatures(f"{self.name} returns {hidden.shape[1]} tokens, fewer than its {h}x{w} patches")
+        tokens = hidden[:, hidden.shape[1] - h * w :]  # after CLS, register and distillation tokens
+        return np.ascontiguousarray(tokens.reshape(len(hidden), h, w, hidden.shape[2]).cpu().numpy())
+
+    def _interpolates(self) -> bool:
+        """ViTs with fixed position embeddings need this flag for an input of another size (DINOv2 always does)."""
+        return "interpolate_pos_encoding" in inspect.signature(self.model.forward).parameters
 
     @torch.inference_mode()
     def forward(self, prepared: torch.Tensor) -> np.ndarray:

@@ -3,7 +3,8 @@
 A query is a stored image id, a file path or raw image bytes. Bytes already in the collection reuse their
 stored vector; new bytes are decoded and embedded with the model. The query's own stored image is left out
 of its results. `lookup` returns what a page needs beside the neighbours (the query's category and
-thumbnail, precision@k, its vector for the map); `search` returns the neighbours only.
+thumbnail, precision@k, its vector for the map); `search` returns the neighbours only. `stored_picture` and
+`query_picture` give the full pictures a page explains a match on (cbir.analysis.explain).
 """
 
 from __future__ import annotations
@@ -147,3 +148,32 @@ def _thumbnail(conn: psycopg.Connection, q: Query) -> bytes | None:
         return thumbnail_jpeg(decode(q.data).rgb) if q.data else None
     except BadImage:
         return None
+
+
+def stored_picture(conn: psycopg.Connection, image_id: int) -> Image.Image:
+    """A stored image at full size from the first of its paths still holding the same bytes; else its thumbnail.
+
+    The hash check matters: a file edited since ingest is not the image that was matched.
+    """
+    files = collection.image_files(conn, image_id)
+    if files is None:
+        raise BadQuery(f"no stored image has id {image_id}")
+    for path in files.paths:
+        try:
+            picture = decode(read_image_file(path))
+        except BadImage:
+            continue  # moved, deleted or unreadable: try its other paths
+        if picture.sha256 == files.sha256:
+            return picture.rgb
+    return decode(files.thumbnail).rgb
+
+
+def query_picture(conn: psycopg.Connection, query: QueryInput) -> Image.Image:
+    """The full picture of a query as `lookup` reads it: upload bytes, a stored image id, or a file path."""
+    if isinstance(query, int) or (isinstance(query, str) and query.isdigit() and not Path(query).exists()):
+        return stored_picture(conn, int(query))
+    try:
+        data = query if isinstance(query, bytes) else read_image_file(Path(query))
+        return decode(data).rgb
+    except BadImage as exc:
+        raise BadQuery(f"query is not a usable image: {exc}") from None

@@ -240,3 +240,21 @@ def images_at_several_paths(conn: psycopg.Connection) -> list[int]:
     """Ids of images whose very bytes were found at more than one path."""
     rows = conn.execute("SELECT image_id FROM image_paths GROUP BY image_id HAVING count(*) > 1 ORDER BY image_id")
     return [r[0] for r in rows]
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """Where one stored image's bytes may still be read (its first path first), and what they hashed to."""
+
+    sha256: str
+    paths: list[str]
+    thumbnail: bytes
+
+
+def image_files(conn: psycopg.Connection, image_id: int) -> ImageFiles | None:
+    row = conn.execute(
+        "SELECT i.sha256, i.thumbnail, array_remove(array_agg(p.path ORDER BY p.path <> i.path, p.path), NULL)"
+        " FROM images i LEFT JOIN image_paths p ON p.image_id = i.id WHERE i.id = %s GROUP BY i.id",
+        (image_id,),
+    ).fetchone()
+    return None if row is None else ImageFiles(sha256=row[0], paths=list(row[2]), thumbnail=bytes(row[1]))

@@ -1,5 +1,6 @@
 """Stored `cbir eval` results: writing a run, and what the Inspector page reads (never recomputed): runs,
-per-category metrics worst first, confused category pairs, and A's queries with their wrong B neighbours."""
+per-category metrics worst first, confused category pairs, the confusion matrix of the most confused
+categories, and A's queries with their wrong B neighbours."""
 
 from __future__ import annotations
 
@@ -104,6 +105,57 @@ def compare(conn: psycopg.Connection, run_a: int, run_b: int) -> list[dict[str, 
     )
     names = ("category", "queries", "precision_at_1 A", "precision_at_1 B", "map A", "map B")
     return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """Shares of A's top-k neighbours in B among a few categories (rows A, columns B, both in `categories`)."""
+
+    categories: list[str]  # most wrong neighbours (given plus received) first
+    own: dict[str, float]  # A -> share of A's neighbours in A (the diagonal: precision@k)
+    pairs: list[dict[str, Any]]  # off-diagonal cells with at least one neighbour: category, other, neighbours, rate
+
+
+def most_confused(conn: psycopg.Connection, run_id: int, limit: int = 15, around: str | None = None) -> list[str]:
+    """The categories with the most wrong neighbours in a run, counting those given (as A) and received (as B).
+
+    around: a category to centre on: it comes first, followed by those it is most confused with (either way).
+    """
+    rows = conn.execute(
+        "SELECT name FROM (SELECT category AS name, other AS peer, neighbours FROM evaluation_confusions"
+        " WHERE run_id = %(run)s UNION ALL SELECT other, category, neighbours FROM evaluation_confusions"
+        " WHERE run_id = %(run)s) t WHERE %(around)s::text IS NULL OR peer = %(around)s OR name = %(around)s"
+        " GROUP BY name ORDER BY bool_or(name = %(around)s) DESC,"
+        " sum(neighbours) FILTER (WHERE %(around)s::text IS NULL OR peer = %(around)s) DESC NULLS LAST, name"
+        " LIMIT %(limit)s",
+        {"run": run_id, "around": around, "limit": limit},
+    )
+    return [r[0] for r in rows]
+
+
+def own_shares(conn: psycopg.Connection, run_id: int, categories: list[str]) -> dict[str, float]:
+    """Share of each category's stored top-k neighbours in the category itself (the confusion chart's diagonal)."""
+    rows = conn.execute(
+        "SELECT q.category, (count(*) FILTER (WHERE i.category = q.category))::float8 / count(*)"
+        " FROM evaluation_neighbours n JOIN images q ON q.id = n.query_id JOIN images i ON i.id = n.image_id"
+        " WHERE n.run_id = %s AND q.category = ANY(%s) GROUP BY q.category",
+        (run_id, categories),
+    )
+    return dict(rows.fetchall())
+
+
+def confusion_matrix(
+    conn: psycopg.Connection, run_id: int, limit: int = 15, around: str | None = None
+) -> ConfusionMatrix:
+    """The `limit` most confused categories of a run (or of one category, `around`) and the shares between them."""
+    names = most_confused(conn, run_id, limit, around)
+    rows = conn.execute(
+        "SELECT category, other, neighbours, rate FROM evaluation_confusions"
+        " WHERE run_id = %s AND category = ANY(%s) AND other = ANY(%s) ORDER BY category, other",
+        (run_id, names, names),
+    )
+    pairs = [dict(zip(("category", "other", "neighbours", "rate"), r, strict=True)) for r in rows]
+    return ConfusionMatrix(names, own_shares(conn, run_id, names), pairs)
 
 
 def save_run(

@@ -1,11 +1,12 @@
-"""Search: query by upload, by a stored image or by a path; the nearest images as a grid of thumbnails."""
+"""Search: query by upload, by a stored image or by a path; the nearest images as a grid of thumbnails, then
+heatmaps of why the query and a chosen result match."""
 
 from pathlib import Path
 
 import streamlit as st
 
-from cbir.dashboard import ui
-from cbir.retrieval.search import lookup
+from cbir.dashboard import heatmaps, ui
+from cbir.retrieval.search import lookup, query_picture, stored_picture
 from cbir.storage import collection
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
@@ -78,3 +79,14 @@ with ui.connection() as conn:
         [h.id for h in answer.hits],
         {h.id: f"#{n} · {h.distance:.4f} · {h.category or '-'}  \n{h.path}" for n, h in enumerate(answer.hits, 1)},
     )
+
+with st.expander("Why did these match?", expanded=True):
+    chosen = st.selectbox(
+        "Result",
+        range(len(answer.hits)),
+        format_func=lambda n: f"result {n + 1} · {answer.hits[n].distance:.4f} · {Path(answer.hits[n].path).name}",
+    )
+    hit = answer.hits[chosen]
+    with ui.connection() as conn:
+        pictures = query_picture(conn, query), stored_picture(conn, hit.id)
+    heatmaps.show_match(answer.model, *pictures, labels=("query", f"result {chosen + 1}"))
