@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 from support import ROOT, caltech_files
-from support.browser import IMAGES, WAIT_MS, chromium, free_port, running
+from support.browser import IMAGES, WAIT_MS, chromium, free_port, running, streamlit_command
 
 from cbir.analysis import projection
 from cbir.indexing.ingest import ingest
@@ -34,8 +34,7 @@ def server(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPathFa
         projection.project(conn, n_neighbors=5, progress=False)
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1"]
-    command += ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    command = streamlit_command(port, "streamlit_app.py")  # the clone's top-level entry point
     with running(command, port, log, cwd=ROOT) as (url, _):
         yield url
 

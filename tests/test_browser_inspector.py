@@ -8,14 +8,13 @@ The screenshot goes to tests/artifacts/ (git-ignored).
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 from support import ROOT, caltech_files
-from support.browser import IMAGES, WAIT_MS, chromium, free_port, running
+from support.browser import IMAGES, WAIT_MS, chromium, free_port, running, streamlit_command
 
 from cbir.analysis.evaluate import evaluate
 from cbir.indexing.ingest import ingest
@@ -37,9 +36,7 @@ def server(cbir_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     evaluate(["phash", MODEL], progress=False)
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "cbir/dashboard/app.py", "--server.address", "127.0.0.1"]
-    command += ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    with running(command, port, log, cwd=ROOT) as (url, _):
+    with running(streamlit_command(port), port, log, cwd=ROOT) as (url, _):
         yield url
 
 

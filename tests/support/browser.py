@@ -7,6 +7,7 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +29,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def streamlit_command(port: int, script: str = "cbir/dashboard/app.py") -> list[str]:
+    """`streamlit run` of the dashboard on 127.0.0.1:port, headless (run it with cwd=ROOT)."""
+    command = [sys.executable, "-m", "streamlit", "run", script, "--server.address", "127.0.0.1"]
+    return command + ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
