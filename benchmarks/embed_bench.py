@@ -18,9 +18,17 @@ well than a transformer; the point of timing both in one run is the images/s rat
 have no meaning for it (attention kernels, the ONNX export of the Hugging Face signature, Linear-only int8) are
 skipped with a note.
 
+The `openvino` and `openvino_bf16` variants time the same modules converted and compiled by cbir's runtime
+(cbir.embedders.runtime: `openvino.convert_model`, the agreement check, CPU compile with f32 or bf16 inference
+precision), for DINOv2 and EfficientNet-Lite0 alike, and a table sets each beside PyTorch's float32 row of the
+same run. Load times: each model's embedder built in fresh processes, on PyTorch, on OpenVINO with an empty
+cache (converts) and on OpenVINO again (reads the cache).
+
     python benchmarks/embed_bench.py                       # full run
     python benchmarks/embed_bench.py --quick               # smoke run (tiny model, few settings)
     python benchmarks/embed_bench.py --sizes small,efficientnet-lite0 --variants eager,bf16 --batches 32
+    python benchmarks/embed_bench.py --sizes small,base,efficientnet-lite0 \
+        --variants sdpa,eager,openvino,bf16,openvino_bf16   # PyTorch and OpenVINO, every model
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import copy
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,6 +55,8 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CALTECH = ROOT.parent / "shared" / "datasets" / "caltech101"
 EFFICIENTNET = "efficientnet-lite0"
+OPENVINO, OPENVINO_BF16 = "OpenVINO float32", "OpenVINO bf16 hint"
+TORCH_FLOAT32 = ("sdpa attention", "float32 eager")  # PyTorch's float32 rows that cbir runs: DINOv2, CNN
 
 
 def gemm_gflops(seconds: float, n: int = 2048) -> float:
@@ -56,6 +67,46 @@ def gemm_gflops(seconds: float, n: int = 2048) -> float:
         torch.matmul(a, b)
         reps += 1
     return 2 * n**3 * reps / elapsed / 1e9
+
+
+def openvino_gemm(n: int = 2048) -> Callable[[], object]:
+    """The same 2048x2048 float32 product compiled by OpenVINO as cbir compiles models (cbir.embedders.runtime)."""
+    import openvino as ov
+
+    from cbir.embedders import runtime
+
+    class MatMul(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(n, n))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x @ self.w
+
+    compiled = runtime.compile_ir(ov.convert_model(MatMul(), example_input=torch.randn(n, n)), "f32")
+    x = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    return lambda: compiled(x, share_inputs=True)
+
+
+def gemm_references(seconds: float, pairs: int, n: int = 2048) -> dict:
+    """torch.matmul's and OpenVINO's GEMM rates (GFLOP/s), in back-to-back pairs: the two libraries' kernels can
+    differ on a CPU (torch's comes from MKL/oneDNN as shipped in the wheel, OpenVINO's from its own oneDNN JIT)."""
+    run = openvino_gemm(n)
+    torch_rates, ov_rates = [], []
+    for _ in range(pairs):
+        torch_rates.append(gemm_gflops(seconds, n))
+        run()
+        reps, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            run()
+            reps += 1
+        ov_rates.append(2 * n**3 * reps / elapsed / 1e9)
+    row = {
+        "torch.matmul GFLOP/s": statistics.median(torch_rates),
+        "OpenVINO MatMul GFLOP/s": statistics.median(ov_rates),
+    }
+    print(f"GEMM {n}x{n} float32: {row}", flush=True)
+    return row
 
 
 def images_per_s(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, seconds: float, warm: bool = True) -> float:
@@ -186,6 +237,28 @@ def _compiled(path: str, model, tmp: Path, batch: int):
     return "sdpa + torch.compile", 0, fn
 
 
+def openvino_runner(
+    name: str, net: torch.nn.Module, pool: Callable[[torch.Tensor], torch.Tensor], precision: str = "float32"
+) -> Callable[[torch.Tensor], object] | None:
+    """`net` through cbir's OpenVINO runtime (converted once per run into CBIR_CACHE; None if it is refused)."""
+    from cbir.embedders import runtime
+
+    os.environ["CBIR_RUNTIME"] = "openvino"
+    sample = torch.randn(runtime.PROBES, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    try:
+        return runtime.accelerate(name, runtime.Pooled(net, pool), sample, torch.device("cpu"), precision)
+    finally:
+        os.environ.pop("CBIR_RUNTIME")
+
+
+def _openvino(precision: str, label: str) -> Callable:
+    def make(path: str, model, tmp: Path, batch: int):
+        cls = lambda x: model(pixel_values=x).last_hidden_state[:, 0]  # noqa: E731
+        return label, 0, openvino_runner(path, model, cls, precision)
+
+    return make
+
+
 def _int8(path: str, model, tmp: Path, batch: int):
     from cbir.embedders.hf import quantize_int8
 
@@ -202,6 +275,8 @@ VARIANTS: dict[str, Callable] = {
     "onnx": lambda path, model, tmp, batch: ("ONNX Runtime", 0, onnx_runner(model, tmp)),
     "bf16": lambda path, model, tmp, batch: ("bf16 autocast", 0, runner(model, torch.bfloat16)),
     "int8": _int8,
+    "openvino": _openvino("float32", OPENVINO),
+    "openvino_bf16": _openvino("bfloat16", OPENVINO_BF16),
 }
 
 
@@ -235,6 +310,11 @@ def cnn_runner(
     return run
 
 
+def _gap(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What the embedder pools (as in EfficientNetLiteEmbedder._pooled), so the runtime's cache key is the same."""
+    return lambda x: net.features(x).mean(dim=(2, 3))
+
+
 def _cnn_channels_last(net: torch.nn.Module):
     """A copy: .to(memory_format=...) converts the weights in place and the other variants share `net`."""
     converted = copy.deepcopy(net).to(memory_format=torch.channels_last)
@@ -256,6 +336,8 @@ CNN_VARIANTS: dict[str, Callable] = {
     "channels_last": _cnn_channels_last,
     "compile": _cnn_compiled,
     "bf16": lambda net: ("bf16 autocast", 0, cnn_runner(net, torch.bfloat16)),
+    "openvino": lambda net: (OPENVINO, 0, openvino_runner(EFFICIENTNET, net, _gap(net))),
+    "openvino_bf16": lambda net: (OPENVINO_BF16, 0, openvino_runner(EFFICIENTNET, net, _gap(net), "bfloat16")),
 }
 CNN_SKIPPED = {
     "sdpa": "no attention in a CNN; its float32 forward is the eager row",
@@ -316,17 +398,19 @@ def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     return float(np.mean([len(set(r) & set(s)) / k for r, s in zip(ta, tb, strict=True)]))
 
 
-def agreement(model_dir: str, n_images: int, precisions: list[str]) -> list[dict]:
-    """Embed Caltech-101 images through the product's embedder at each precision; compare with float32."""
+def agreement(model_dir: str, n_images: int, modes: list[tuple[str, str]]) -> list[dict]:
+    """Embed Caltech-101 images through the product's embedder for each (runtime, precision); compare with the
+    first mode (PyTorch float32)."""
     from PIL import Image
 
     from cbir.embedders.hf import HuggingFaceEmbedder
 
     images = [Image.open(p).convert("RGB") for p in caltech_sample(n_images)]
     out, base = [], None
-    for precision in ["float32", *precisions]:
-        os.environ["CBIR_PRECISION"] = precision
+    for runtime, precision in modes:
+        os.environ["CBIR_PRECISION"], os.environ["CBIR_RUNTIME"] = precision, runtime
         embedder = HuggingFaceEmbedder(model_dir)
+        assert embedder.info()["runtime"] == runtime, f"{runtime} {precision} ran on {embedder.info()['runtime']}"
         prepared = [embedder.prepare(images[i : i + 32]) for i in range(0, len(images), 32)]
         start = time.perf_counter()
         vectors = np.concatenate([embedder.forward(p) for p in prepared])
@@ -335,16 +419,70 @@ def agreement(model_dir: str, n_images: int, precisions: list[str]) -> list[dict
             base, base_rate = vectors, rate
         out.append(
             {
+                "runtime": runtime,
                 "precision": precision,
                 "images": len(images),
                 "images/s": rate,
                 "speed vs float32": rate / base_rate,
                 "top-10 overlap with float32": neighbour_overlap(base, vectors),
-                "mean cosine to float32": float(np.mean(np.sum(base * vectors, axis=1))),
+                "1 - mean cosine to float32": f"{1 - np.mean(np.sum(base.astype(np.float64) * vectors, axis=1)):.1e}",
             }
         )
         print(out[-1], flush=True)
     os.environ.pop("CBIR_PRECISION", None)
+    os.environ.pop("CBIR_RUNTIME", None)
+    return out
+
+
+AGREEMENT_MODES = [("torch", "float32"), ("torch", "bfloat16"), ("torch", "int8"), ("openvino", "float32")]
+AGREEMENT_MODES += [("openvino", "bfloat16")]
+
+
+def load_worker(model: str) -> None:
+    """In a fresh process: build the product's embedder (weights, runtime, cache); seconds and conversions, as JSON."""
+    import openvino as ov
+
+    calls, real = [], ov.convert_model
+    ov.convert_model = lambda *a, **k: (calls.append(1), real(*a, **k))[1]
+    from cbir.embedders import get_embedder
+
+    start = time.perf_counter()
+    embedder = get_embedder(model)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "runtime": embedder.info()["runtime"], "conversions": len(calls)}))
+
+
+def load_times(label: str, model: str, cache: Path) -> list[dict]:
+    """The embedder's construction time in fresh processes: PyTorch; OpenVINO with an empty cache; cached."""
+    rows = []
+    shutil.rmtree(cache, ignore_errors=True)
+    for what, runtime in (
+        ("PyTorch", "torch"),
+        ("OpenVINO, empty cache", "openvino"),
+        ("OpenVINO, cached", "openvino"),
+    ):
+        env = {**os.environ, "CBIR_RUNTIME": runtime, "CBIR_CACHE": str(cache)}
+        cmd = [sys.executable, __file__, "--load-worker", model]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+        result = json.loads(out.splitlines()[-1])
+        rows.append({"model": label, "load": what, **result})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def runtime_ratios(rows: list[dict], gemm: dict | None) -> list[dict]:
+    """OpenVINO's images/s over PyTorch's float32 row (SDPA for DINOv2, eager for the CNN), per model; and its
+    model GFLOP/s over OpenVINO's own GEMM rate (measured at the start of the run) when there is one."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        by = {r["variant"]: r for r in rows if r["model"] == model}
+        torch_row = next((by[v] for v in TORCH_FLOAT32 if v in by), None)
+        for variant in (OPENVINO, OPENVINO_BF16):
+            if torch_row and variant in by:
+                speed = by[variant]["images/s"] / torch_row["images/s"]
+                own = by[variant]["model GFLOP/s"] / gemm["OpenVINO MatMul GFLOP/s"] if gemm else float("nan")
+                row = {"model": model, "OpenVINO": variant, "PyTorch": torch_row["variant"], "speed-up": speed}
+                out.append(row | {"model GFLOP/s / OpenVINO GEMM": own})
     return out
 
 
@@ -357,12 +495,13 @@ def print_table(title: str, rows: list[dict], keys: list[str]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
-def dinov2_rows(size: str, args: argparse.Namespace, batches: list[int], tmp: Path) -> tuple[list, list, list]:
-    """A random DINOv2 of `size`: (forward rows, wait-policy rows, agreement rows)."""
+def dinov2_rows(size: str, args: argparse.Namespace, batches: list[int], tmp: Path) -> tuple[list, ...]:
+    """A random DINOv2 of `size`: (forward rows, wait-policy rows, agreement rows, load-time rows)."""
     from cbir.embedders.random_model import save_random_dinov2
 
     rows, policies, agree = [], [], []
     path = str(save_random_dinov2(tmp / size, size=size))
+    loads = load_times(f"dinov2-{size}", path, tmp / "load-cache") if args.load_times else []
     model = load(path)
     flops = model_flops(model)
     print(f"dinov2-{size}: {flops / 1e9:.2f} GFLOP per 224x224 image", flush=True)
@@ -375,20 +514,24 @@ def dinov2_rows(size: str, args: argparse.Namespace, batches: list[int], tmp: Pa
         row = measure(name, fn, flops, batches, args.seconds, args.pairs, threads)
         rows.append({"model": f"dinov2-{size}", **row})
     if size != "base":
-        policies += wait_policies(path, 8 if size != "tiny" else 2, args.seconds, args.pairs)
+        if args.policies:
+            policies += wait_policies(path, 8 if size != "tiny" else 2, args.seconds, args.pairs)
         if args.agreement_images:
-            agree += agreement(path, args.agreement_images, ["bfloat16", "int8"])
-    return rows, policies, agree
+            agree += agreement(path, args.agreement_images, AGREEMENT_MODES)
+    return rows, policies, agree, loads
 
 
-def efficientnet_rows(args: argparse.Namespace, batches: list[int]) -> tuple[list[dict], list[str]]:
-    """EfficientNet-Lite0 with its ImageNet weights, through the same measure() as DINOv2: (rows, skip notes).
+def efficientnet_rows(args: argparse.Namespace, batches: list[int], tmp: Path) -> tuple[list[dict], list, list[str]]:
+    """EfficientNet-Lite0 with its ImageNet weights, through the same measure() as DINOv2: (rows, load rows, notes).
 
     No wait-policy or agreement runs: both go through cbir.embedders.hf, and the policy finding is not model-specific.
     """
     from cbir.embedders.efficientnet_lite import EfficientNetLiteEmbedder
 
+    loads = load_times(EFFICIENTNET, EFFICIENTNET, tmp / "load-cache") if args.load_times else []
+    os.environ["CBIR_RUNTIME"] = "torch"  # the network alone; the openvino variants convert it
     net = EfficientNetLiteEmbedder().model
+    os.environ.pop("CBIR_RUNTIME")
     flops = forward_flops(cnn_runner(net))
     print(f"{EFFICIENTNET}: {flops / 1e9:.3f} GFLOP per 224x224 image ({flops / 2e9:.3f} GMAC)", flush=True)
     rows, notes = [], []
@@ -398,8 +541,11 @@ def efficientnet_rows(args: argparse.Namespace, batches: list[int]) -> tuple[lis
             print(f"skipped: {notes[-1]}", flush=True)
             continue
         name, threads, fn = CNN_VARIANTS[key](net)
+        if fn is None:
+            print(f"{name}: not available", flush=True)
+            continue
         rows.append({"model": EFFICIENTNET, **measure(name, fn, flops, batches, args.seconds, args.pairs, threads)})
-    return rows, notes
+    return rows, loads, notes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -412,37 +558,54 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pairs", type=int, default=3, help="(GEMM, model) pairs per ratio")
     p.add_argument("--agreement-images", type=int, default=200, help="0 skips the CBIR_PRECISION agreement runs")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"of {','.join(VARIANTS)}")
-    p.add_argument("--base-variants", default="sdpa,bf16,int8", help="variants timed for dinov2-base")
+    p.add_argument("--base-variants", default="sdpa,bf16,int8,openvino", help="variants timed for dinov2-base")
+    p.add_argument("--no-policies", dest="policies", action="store_false", help="skip the OMP_WAIT_POLICY runs")
+    p.add_argument("--no-load-times", dest="load_times", action="store_false", help="skip the load-time runs")
     p.add_argument("--quick", action="store_true", help="tiny model, one batch size, short timings")
     p.add_argument("--policy-worker", help=argparse.SUPPRESS)
+    p.add_argument("--load-worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.policy_worker:
         policy_worker(args.policy_worker, int(args.batches), args.seconds, args.pairs)
         return
+    if args.load_worker:
+        load_worker(args.load_worker)
+        return
     if args.quick:
         args.sizes, args.batches, args.seconds, args.pairs, args.agreement_images = "tiny", "2", 0.2, 1, 20
-        args.variants = "eager,sdpa,threads1,bf16,int8"
+        args.variants = "eager,sdpa,threads1,bf16,int8,openvino,openvino_bf16"
     batches = [int(b) for b in args.batches.split(",")]
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.machine()} nproc {os.cpu_count()}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()}")
-    rows, agree, policies, notes = [], [], [], []
+    rows, agree, policies, notes, loads = [], [], [], [], []
+    timed = args.variants + ("," + args.base_variants if "base" in args.sizes.split(",") else "")
+    runs_openvino = any(v.startswith("openvino") for v in timed.split(","))
+    gemm = gemm_references(args.seconds, args.pairs) if runs_openvino else None
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["CBIR_CACHE"] = str(Path(tmp) / "cache")  # every conversion of this run, none kept after it
         for size in args.sizes.split(","):
             if size == EFFICIENTNET:
-                cnn, skipped = efficientnet_rows(args, batches)
-                rows, notes = rows + cnn, notes + skipped
+                cnn, loaded, skipped = efficientnet_rows(args, batches, Path(tmp))
+                rows, loads, notes = rows + cnn, loads + loaded, notes + skipped
                 continue
-            forward, policy, agreed = dinov2_rows(size, args, batches, Path(tmp))
-            rows, policies, agree = rows + forward, policies + policy, agree + agreed
+            forward, policy, agreed, loaded = dinov2_rows(size, args, batches, Path(tmp))
+            rows, policies, agree, loads = rows + forward, policies + policy, agree + agreed, loads + loaded
     print(f"\nload average at end {os.getloadavg()}")
     keys = ["model", "variant", "batch", "images/s", "model GFLOP/s", "GEMM GFLOP/s", "ratio"]
     print_table("Forward pass vs GEMM (ratio = median over paired runs)", rows, keys)
     for note in notes:
         print(f"skipped: {note}")
+    keys = ["model", "OpenVINO", "PyTorch", "speed-up", "model GFLOP/s / OpenVINO GEMM"]
+    print_table("OpenVINO against PyTorch float32 (images/s ratio, same run)", runtime_ratios(rows, gemm), keys)
+    print_table("2048x2048 float32 GEMM by each library (start of the run)", [gemm] if gemm else [], list(gemm or []))
+    keys = ["model", "load", "runtime", "conversions", "seconds"]
+    print_table("Embedder load time, fresh process each (weights + runtime; cached = second process)", loads, keys)
     keys = ["OMP_WAIT_POLICY", "batch", "images/s", "GEMM GFLOP/s", "ratio"]
     print_table("OpenMP wait policy (separate processes, same run; sdpa, float32)", policies, keys)
-    keys = ["precision", "images", "images/s", "speed vs float32", "top-10 overlap with float32"]
-    print_table("CBIR_PRECISION through cbir.embedders.hf (random weights: agreement, not quality)", agree, keys)
+    keys = ["runtime", "precision", "images", "images/s", "speed vs float32", "top-10 overlap with float32"]
+    keys += ["1 - mean cosine to float32"]
+    title = "CBIR_RUNTIME x CBIR_PRECISION through cbir.embedders.hf, against PyTorch float32"
+    print_table(title + " (random weights: agreement, not quality)", agree, keys)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Why synthetic: a million real embeddings do not exist here, and search cost depe
 variation in a low-dimensional cluster-specific subspace plus a little isotropic noise, normalised, which
 is closer to image embeddings than uniform random vectors (whose neighbours are all nearly equidistant).
 
-For each size and type (`vector`, `halfvec`) it reports HNSW build time and size, p50/p95 latency of
+For each size and type (`vector`, `halfvec`; `bit-rerank` on request: an index on the binary-quantized vectors,
+whose `--rerank` x 10 Hamming candidates are re-ranked by exact cosine, as `cbir index --type bit-rerank` builds it
+and cbir searches it, ef_search at least the candidate count) it reports HNSW build time and size, p50/p95 latency of
 k=10 queries through the index and by exact scan, HNSW recall@10 against exact float32 neighbours (computed
 in numpy and checked against the database's own exact scan) for a curve of `hnsw.ef_search`, and recall of
 category-filtered queries with and without iterative index scans. Every ratio is measured in one run.
@@ -130,26 +132,36 @@ def load_table(conn, table: str, data: np.ndarray, cats: np.ndarray, dim: int) -
 
 
 def build_index(conn, table: str, typ: str, dim: int, workers: int, m: int, ef_construction: int) -> float:
-    opclass = f"{typ}_cosine_ops"
-    expr = "embedding" if typ == "vector" else f"(embedding::halfvec({dim}))"
+    opclass = "bit_hamming_ops" if typ == "bit-rerank" else f"{typ}_cosine_ops"
+    expr = {"vector": "embedding", "halfvec": f"(embedding::halfvec({dim}))"}.get(
+        typ, f"(binary_quantize(embedding)::bit({dim}))"
+    )
     conn.execute("SET maintenance_work_mem = '6GB'")
     conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
     t0 = time.perf_counter()
     conn.execute(
-        f"CREATE INDEX {table}_{typ}_hnsw ON {table} USING hnsw ({expr} {opclass})"
+        f"CREATE INDEX {_index(table, typ)} ON {table} USING hnsw ({expr} {opclass})"
         f" WITH (m = {m}, ef_construction = {ef_construction})"
     )
     return time.perf_counter() - t0
 
 
+def _index(table: str, typ: str) -> str:
+    return f"{table}_{typ.replace('-', '_')}_hnsw"
+
+
 def drop_index(conn, table: str, typ: str) -> None:
-    conn.execute(f"DROP INDEX IF EXISTS {table}_{typ}_hnsw")
+    conn.execute(f"DROP INDEX IF EXISTS {_index(table, typ)}")
 
 
-def query_sql(table: str, typ: str, dim: int, filtered: bool) -> str:
+def query_sql(table: str, typ: str, dim: int, filtered: bool, rerank: int = 10) -> str:
+    where = "WHERE category = %(c)s" if filtered else ""
+    if typ == "bit-rerank":  # Hamming candidates through the index, re-ranked by the exact cosine
+        hamming = f"binary_quantize(embedding)::bit({dim}) <~> binary_quantize(%(q)s::vector({dim}))::bit({dim})"
+        candidates = f"SELECT id, embedding FROM {table} {where} ORDER BY {hamming} LIMIT {rerank * K}"
+        return f"SELECT id FROM ({candidates}) c ORDER BY embedding <=> %(q)s LIMIT {K}"
     expr = "embedding" if typ == "vector" else f"embedding::halfvec({dim})"
     param = "%(q)s" if typ == "vector" else f"%(q)s::vector({dim})::halfvec({dim})"
-    where = "WHERE category = %(c)s" if filtered else ""
     return f"SELECT id FROM {table} {where} ORDER BY {expr} <=> {param} LIMIT {K}"
 
 
@@ -193,7 +205,7 @@ def bench_size(conn, n: int, args) -> list[Result]:
     results = []
     for typ in args.types:
         build_s = build_index(conn, table, typ, args.dim, args.workers, args.m, args.ef_construction)
-        index_mb = conn.execute("SELECT pg_relation_size(%s)", (f"{table}_{typ}_hnsw",)).fetchone()[0] / 2**20
+        index_mb = conn.execute("SELECT pg_relation_size(%s)", (_index(table, typ),)).fetchone()[0] / 2**20
         res = Result(
             size=n,
             type=typ,
@@ -204,10 +216,11 @@ def bench_size(conn, n: int, args) -> list[Result]:
             exact_p95_ms=pct(exact_t, 95),
             exact_matches_numpy=recall(exact_found, truth[:n_exact]),
         )
-        hnsw_sql = query_sql(table, typ, args.dim, filtered=False)
+        hnsw_sql = query_sql(table, typ, args.dim, filtered=False, rerank=args.rerank)
+        floor = args.rerank * K if typ == "bit-rerank" else 1  # cbir raises ef_search to the candidate count
         plan = conn.execute("EXPLAIN " + hnsw_sql, {"q": queries[0], "c": 0}).fetchall()
         assert any("hnsw" in r[0] for r in plan), f"HNSW index not used: {plan}"
-        for ef in args.ef:
+        for ef in sorted({max(ef, floor) for ef in args.ef}):
             settings = {"hnsw.ef_search": str(ef)}
             run_queries(conn, hnsw_sql, queries[:20], qcats[:20], settings)  # warm
             found, times = run_queries(conn, hnsw_sql, queries, qcats, settings)
@@ -221,9 +234,9 @@ def bench_size(conn, n: int, args) -> list[Result]:
                 }
             )
             print(f"[{n} {typ}] ef={ef}: {res.curve[-1]}", flush=True)
-        fsql = query_sql(table, typ, args.dim, filtered=True)
+        fsql = query_sql(table, typ, args.dim, filtered=True, rerank=args.rerank)
         for mode in ("off", "relaxed_order", "strict_order"):
-            settings = {"hnsw.ef_search": str(args.filter_ef), "hnsw.iterative_scan": mode}
+            settings = {"hnsw.ef_search": str(max(args.filter_ef, floor)), "hnsw.iterative_scan": mode}
             with conn.transaction():
                 conn.execute(f"SET LOCAL hnsw.iterative_scan = {mode}")
                 plan = conn.execute("EXPLAIN " + fsql, {"q": queries[0], "c": 0}).fetchall()
@@ -231,7 +244,7 @@ def bench_size(conn, n: int, args) -> list[Result]:
             res.filtered.append(
                 {
                     "iterative_scan": mode,
-                    "ef_search": args.filter_ef,
+                    "ef_search": max(args.filter_ef, floor),
                     "recall@10": recall(found, ftruth),
                     "short_results": int(sum(len(f) < K for f in found)),
                     "uses_hnsw": any("hnsw" in r[0] for r in plan),
@@ -301,6 +314,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (pgvector's default)")
     p.add_argument("--workers", type=int, default=1, help="max_parallel_maintenance_workers for index builds")
     p.add_argument("--goal-recall", type=float, default=0.98)
+    p.add_argument("--rerank", type=int, default=10, help="bit-rerank: Hamming candidates per result (CBIR_RERANK)")
     p.add_argument("--home", default="/tmp/cbir-search-bench", help="CBIR_HOME of the benchmark database")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--keep", action="store_true", help="keep the tables and the server")

@@ -5,6 +5,7 @@ The public API (names load on first use, so `import cbir` stays fast)::
     import cbir
 
     cbir.ingest(["photos/"], model="efficientnet-lite0")      # walk, embed, store
+    cbir.sync(["photos/"])                                     # follow deletions, moves, new files
     hits = cbir.search("query.jpg", k=5)                       # nearest stored images
     [report] = cbir.evaluate(["efficientnet-lite0"])           # leave-one-out P@k / mAP, stored
     with cbir.connect() as conn:
@@ -21,6 +22,9 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _API = {
     "ingest": "cbir.indexing.ingest",
+    "sync": "cbir.indexing.sync",
+    "remove": "cbir.indexing.sync",
+    "relabel": "cbir.indexing.sync",
     "search": "cbir.retrieval.search",
     "lookup": "cbir.retrieval.search",
     "evaluate": "cbir.analysis.evaluate",

@@ -48,3 +48,19 @@ class DatabaseUnavailable(CbirError):
 
 class QueryRefused(CbirError):
     """The SQL console refused or could not run an analyst's statement."""
+
+
+class LoginRefused(CbirError):
+    """A dashboard login was refused: unknown name or wrong password (never said which), or too many attempts."""
+
+
+class PathRefused(BadQuery):
+    """A query path lies outside the folders given to `cbir ingest` (the dashboard reads no other server file)."""
+
+
+class FolderUnavailable(CbirError):
+    """A folder to sync is missing, empty or unreadable, so it cannot be told apart from an unmounted disk."""
+
+
+class ClusterError(CbirError):
+    """A Ray cluster is missing (the optional dependency), cannot be reached, or failed a distributed ingest."""

@@ -16,6 +16,15 @@ os.environ.pop("CBIR_DATABASE_URL", None)
 os.environ.pop("CBIR_MODEL", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CBIR_CACHE for the whole session (subprocesses inherit it): each model converts to OpenVINO once per
+    session, not once per test home, and nothing is written to the user's own cache."""
+    path = tmp_path_factory.mktemp("model-cache")
+    os.environ["CBIR_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A randomly initialised DINOv2 (tiny), saved in Hugging Face format: its numbers mean nothing."""

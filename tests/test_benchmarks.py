@@ -39,6 +39,10 @@ def test_embed_bench_smoke() -> None:
     out = run_bench("embed_bench.py", "--quick")
     assert "| dinov2-tiny | sdpa attention |" in out
     assert "| int8 | 20 |" in out and "| bfloat16 | 20 |" in out
+    assert "| dinov2-tiny | OpenVINO float32 | sdpa attention |" in out  # the runtime beside PyTorch
+    assert "| dinov2-tiny | OpenVINO, empty cache | openvino | 1 |" in out  # converts once ...
+    assert "| dinov2-tiny | OpenVINO, cached | openvino | 0 |" in out  # ... and a second process reads the cache
+    assert "| openvino | float32 | 20 |" in out
 
 
 def test_embed_bench_efficientnet_beside_dinov2() -> None:
@@ -46,7 +50,7 @@ def test_embed_bench_efficientnet_beside_dinov2() -> None:
     out = run_bench(
         "embed_bench.py",
         *("--sizes", "tiny,efficientnet-lite0", "--variants", "eager,sdpa,bf16", "--batches", "2"),
-        *("--seconds", "0.1", "--pairs", "1", "--agreement-images", "0"),
+        *("--seconds", "0.1", "--pairs", "1", "--agreement-images", "0", "--no-load-times", "--no-policies"),
     )
     assert "efficientnet-lite0: 0.768 GFLOP per 224x224 image (0.384 GMAC)" in out
     assert "| dinov2-tiny | sdpa attention |" in out and "| efficientnet-lite0 | float32 eager |" in out
@@ -57,9 +61,18 @@ def test_embed_bench_efficientnet_beside_dinov2() -> None:
 def test_ingest_bench_smoke() -> None:
     out = run_bench("ingest_bench.py", "--quick")
     assert "end-to-end / model only" in out and "round trip / forward" in out
+    assert "| measure | torch | openvino |" in out and "openvino / torch end-to-end ingest rate" in out
 
 
 def test_umap_fit_smoke() -> None:
     # JIT off: numba compilation alone takes a minute; the script's logic is what is checked here.
     out = run_bench("umap_fit.py", "--sizes", "60", "--n-epochs", "5", NUMBA_DISABLE_JIT="1")
     assert "| 60 |" in out
+
+
+def test_delete_bench_smoke(tmp_path: Path) -> None:
+    args = ("--size", "1500", "--queries", "10", "--ef", "40", "--cascade-size", "2000")
+    out = run_bench("delete_bench.py", *args, "--home", str(tmp_path / "home"))
+    assert "| half removed, before VACUUM |" in out and "| after VACUUM |" in out
+    assert "| after REINDEX CONCURRENTLY |" in out and "removing 750 images" in out
+    assert "removing 1,000 of 2,000 images named by a stored evaluation run" in out

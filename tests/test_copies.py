@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from cbir.indexing.ingest import ingest
 
 spec = importlib.util.spec_from_file_location("duplicates_bench", ROOT / "benchmarks" / "duplicates.py")
 bench = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = bench  # dataclasses look their module up there
 spec.loader.exec_module(bench)
 
 ORIGINAL = caltech_files("elephant", 1)[0]
@@ -27,7 +29,7 @@ ORIGINAL = caltech_files("elephant", 1)[0]
 def test_benchmark_generates_every_transformed_copy() -> None:
     img = decode(ORIGINAL.read_bytes()).rgb
     copies = {name: decode(data) for name, data in bench.transformed_copies(img).items()}
-    assert len(copies) == 12 and len({p.sha256 for p in copies.values()}) == 12  # all different files
+    assert len(copies) == 22 and len({p.sha256 for p in copies.values()}) == 22  # all different files
     w, h = img.size
     assert copies["resize 50%"].rgb.size == (round(w / 2), round(h / 2))
     assert max(copies["thumbnail 128 px"].rgb.size) == 128
@@ -45,24 +47,40 @@ def test_benchmark_generates_every_transformed_copy() -> None:
     assert copies["rotate 5 degrees"].rgb.size == (w, h)
     assert copies["JPEG q30"].nbytes < 0.6 * len(bench._encode(img, quality=90))
     assert all(p.format == "JPEG" for n, p in copies.items() if n not in ("PNG re-encode", "WebP re-encode"))
+    for n in ("rotate 90", "rotate 270"):
+        assert copies[n].rgb.size == (h, w)
+    upside_down = np.asarray(img.rotate(180)).astype(int)
+    assert np.abs(np.asarray(copies["rotate 180"].rgb).astype(int) - upside_down).mean() < 3
+    assert copies["rotate 15 degrees"].rgb.size == (w, h)
+    crop = copies["crop 70%"].rgb.size
+    assert abs(crop[0] - 0.7 * w) <= 1 and abs(crop[1] - 0.7 * h) <= 1
+    crop = copies["mirror + crop 80%"].rgb.size
+    assert abs(crop[0] - 0.8 * w) <= 1 and abs(crop[1] - 0.8 * h) <= 1
+    assert copies["border 10%"].rgb.size == (w + 2 * round(0.1 * w), h + 2 * round(0.1 * h))
+    assert copies["border 10%"].rgb.getpixel((1, 1)) == (255, 255, 255)
+    for n, rows in (("caption band", slice(round(0.8 * h) + 2, h)), ("corner watermark", slice(h - h // 8, h))):
+        changed = np.abs(np.asarray(copies[n].rgb).astype(int) - np.asarray(img).astype(int)).mean(axis=(1, 2))
+        assert changed[rows].mean() > 4 * changed[: h // 2].mean() + 5, n  # the overlay sits at the bottom only
+    assert copies["screenshot (80%, JPEG q70)"].rgb.size == (round(0.8 * w), round(0.8 * h))
 
 
 def test_benchmark_smoke_run_reports_every_transform(tmp_path: Path) -> None:
     import subprocess
-    import sys
 
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "duplicates.py"), "--collection", "30", "--originals", "3"]
-        + ["--negatives", "3", "--models", "phash", "--json", str(tmp_path / "r.json")],
+        [sys.executable, str(ROOT / "benchmarks" / "duplicates.py"), "--collection", "20", "--originals", "2"]
+        + ["--negatives", "2", "--same-category", "2", "--time-of", "0", "--json", str(tmp_path / "r.json")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     for name in bench.TRANSFORMS:
         assert f"| {name} |" in proc.stdout
-    rows = json.loads((tmp_path / "r.json").read_text())["models"]["phash"]["rows"]
-    assert rows["PNG re-encode"]["recall"] == 1.0  # same pixels, same hash
+    assert "unrelated photos" in proc.stdout and "goals (combined, held-out):" in proc.stdout
+    rows = json.loads((tmp_path / "r.json").read_text())["splits"]["held-out"]
+    assert rows["PNG re-encode"]["phash"]["recall"] == 1.0  # same pixels, same hash
+    assert rows["mirror"]["combined"]["recall"] == 1.0  # found as its mirrored variant and verified
 
 
 @pytest.fixture(scope="module")

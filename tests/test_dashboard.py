@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 from support import caltech_files
-from support.apptest import labelled, page, texts
+from support.apptest import labelled, page, submit_sql, texts
 
 from cbir.analysis import projection
 from cbir.indexing.ingest import ingest
@@ -120,7 +120,7 @@ def test_map_without_a_projection_offers_to_fit_on_request(populated) -> None:
     at.button[0].click().run()  # fits here, on request only (auto: 5, 10 and 15 neighbours for 24 images)
     assert not at.exception, [e.value for e in at.exception]
     main, trust = figures(at)
-    assert len(values(main["data"][0]["x"])) == 24 and values(trust["data"][0]["x"]) == [5, 10, 15]
+    assert sum(len(values(t["x"])) for t in main["data"]) == 24 and values(trust["data"][0]["x"]) == [5, 10, 15]
 
 
 @pytest.fixture(scope="module")
@@ -132,11 +132,10 @@ def mapped(populated) -> projections.Projection:
 def test_map_shows_every_image_coloured_by_category(mapped) -> None:
     at = page("map")
     main, trust = figures(at)
-    scatter = main["data"][0]
-    assert scatter["type"] == "scattergl" and len(values(scatter["x"])) == 24
-    assert len(set(scatter["marker"]["color"])) == 3  # one colour per category
-    assert any("elephant<br>" in t for t in scatter["text"])  # hover: category and path
-    assert [d["name"] for d in main["data"]] == ["images"]  # no query yet
+    assert all(t["type"] == "scattergl" and len(values(t["x"])) == 8 for t in main["data"])
+    assert len({t["marker"]["color"] for t in main["data"]}) == 3  # one colour per category
+    assert not any("text" in t for t in main["data"])  # no per-point text: hover names the category
+    assert [d["name"] for d in main["data"]] == ["airplanes · 8", "elephant · 8", "rhino · 8"]  # no query yet
     assert values(trust["data"][0]["x"]) == [5]
     assert "24 images, UMAP n_neighbors=5" in texts(at)
     labelled(at.selectbox, "n_neighbors").set_value(10)
@@ -147,7 +146,7 @@ def test_map_shows_every_image_coloured_by_category(mapped) -> None:
 
 
 def test_map_highlights_the_latest_query_and_its_neighbours(mapped) -> None:
-    new_rhino = caltech_files("rhino", 12)[-1]  # not stored: placed with the fitted UMAP
+    new_rhino = caltech_files("rhino", 12)[-1]  # not stored: placed among its neighbours
     at = page("search")
     at.file_uploader[0].upload(new_rhino.name, new_rhino.read_bytes(), "image/jpeg")
     at.slider[0].set_value(4)
@@ -157,26 +156,25 @@ def test_map_highlights_the_latest_query_and_its_neighbours(mapped) -> None:
     assert not at.exception, [e.value for e in at.exception]
     main = figures(at)[0]
     traces = {d["name"]: d for d in main["data"]}
-    assert set(traces) == {"images", "neighbours", "query"}
+    assert set(traces) == {"airplanes · 8", "elephant · 8", "rhino · 8", "neighbours", "query"}
     assert len(values(traces["neighbours"]["x"])) == len(hits) == 4
-    xs, ys = values(main["data"][0]["x"]), values(main["data"][0]["y"])
+    xs = [x for t in main["data"][:3] for x in values(t["x"])]
+    ys = [y for t in main["data"][:3] for y in values(t["y"])]
     qx, qy = values(traces["query"]["x"])[0], values(traces["query"]["y"])[0]
     assert min(xs) - 1 <= qx <= max(xs) + 1 and min(ys) - 1 <= qy <= max(ys) + 1  # on the map, not elsewhere
 
 
 def run_sql(text: str) -> AppTest:
-    at = page("sql")
-    at.text_area[0].input(text)
-    at.button[0].click().run()
+    at = submit_sql(page("sql"), text)
     assert not at.exception, [e.value for e in at.exception]
     return at
 
 
 def test_sql_example_runs_as_a_table_with_csv_download(populated) -> None:
     at = page("sql")
-    at.selectbox[0].set_value("Category centroids and their distances").run()
-    assert "avg(e.embedding)" in at.text_area[0].value
-    at.button[0].click().run()
+    labelled(at.selectbox, "Example").set_value("Category centroids and their distances").run()
+    assert "avg(e.embedding)" in at.session_state["sql_text"]  # what the editor shows
+    submit_sql(at, at.session_state["sql_text"])
     assert not at.error, [e.value for e in at.error]
     table = at.dataframe[0].value
     assert list(table.columns) == ["category_a", "category_b", "cosine_distance"] and len(table) == 3  # 3 pairs

@@ -53,8 +53,5 @@ def test_a_stopped_database_is_one_line_on_every_page(
     monkeypatch.setenv("CBIR_DATABASE_URL", dead)
     monkeypatch.setenv("CBIR_READER_URL", dead)
     db.pool.cache_clear()
-    at = page(name)
-    if name == "sql":
-        at.text_area[0].set_value("SELECT 1")
-        next(b for b in at.button if b.label == "Run").click().run()
+    at = page(name)  # the SQL page reads its schema browser from the database on load
     one_line_error(at, "127.0.0.1")

@@ -1,7 +1,7 @@
 """The package's architecture, checked: imports only go downwards through the layers, and there are no cycles.
 
 Layers (README, "Layout"): errors -> config, distances -> metrics, images -> embedders -> storage ->
-retrieval, analysis, indexing -> cli, dashboard. A module may import its own layer or lower ones.
+retrieval, analysis, indexing, auth -> cli, dashboard. A module may import its own layer or lower ones.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from support import ROOT
 LAYERS = [
     ("cbir.errors",),
     ("cbir.config", "cbir.distances"),
-    ("cbir.metrics", "cbir.images"),
+    ("cbir.metrics", "cbir.images", "cbir.photo_metadata"),
     ("cbir.embedders",),
     ("cbir.storage",),
-    ("cbir.retrieval", "cbir.analysis", "cbir.indexing"),
+    ("cbir.retrieval", "cbir.analysis", "cbir.indexing", "cbir.auth"),
     ("cbir.cli", "cbir.dashboard", "cbir.__main__"),
 ]
 

@@ -54,10 +54,11 @@ def test_reducer_round_trip_places_a_stored_image_at_its_own_point(fitted: proje
         points = projections.points(conn, fitted.id)
         reducer = projections.load_reducer(conn, fitted.id)  # unpickled from the database
     coords = np.column_stack([points.x, points.y])
-    spread = np.linalg.norm(coords.max(axis=0) - coords.min(axis=0))
     for row in (0, 12, 23):
         x, y = projection.place(reducer, vectors[row])
-        assert np.linalg.norm(coords[row] - (x, y)) < 0.25 * spread
+        gaps = np.linalg.norm(coords - (x, y), axis=1)
+        # transform is approximate for a random model's 24 points: its own point must be among the nearest quarter
+        assert (gaps < gaps[row]).sum() < len(coords) // 4, (row, gaps[row], np.sort(gaps)[:6])
 
 
 def test_refit_replaces_the_map(fitted: projections.Projection) -> None:

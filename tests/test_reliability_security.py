@@ -31,6 +31,7 @@ from PIL.PngImagePlugin import PngInfo
 from support import ROOT, make_subset, run_cli
 from support.apptest import page
 
+from cbir.analysis.evaluate import evaluate
 from cbir.errors import CbirError
 from cbir.indexing.ingest import ingest
 from cbir.storage import console, db
@@ -44,6 +45,7 @@ def collection(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPa
     root = make_subset(tmp_path_factory.mktemp("photos"), {"elephant": 4, "rhino": 4, "airplanes": 4})
     shutil.copy(root / "rhino" / "image_0001.jpg", root / "elephant" / "copy.jpg")  # an alias for the examples
     ingest([root], tiny_model, batch_size=8, progress=False)
+    evaluate(progress=False)  # the evaluation examples read its run
     yield root
     console.reader_pool().close()  # before the fixture's server stops under it
     console._reader_pool.cache_clear()
@@ -95,6 +97,12 @@ ATTEMPTS = {
     "select_for_update": "SELECT id FROM images FOR UPDATE",
     "nextval": "SELECT nextval('images_id_seq')",
     "schema_migrations": "SELECT * FROM schema_migrations",
+    # The neighbour functions (migrations/040) run with the caller's rights: through them nothing more is allowed.
+    "replace_function": "CREATE OR REPLACE FUNCTION cbir_model(model text) RETURNS models"
+    " LANGUAGE sql AS $$SELECT * FROM models LIMIT 1$$",
+    "function_then_delete": "SELECT * FROM cbir_neighbors(1, 5); DELETE FROM embeddings",
+    "function_in_cte_delete": "WITH gone AS (DELETE FROM embeddings RETURNING image_id)"
+    " SELECT n.* FROM gone, cbir_neighbors(gone.image_id, 5) n",
 }
 
 
@@ -123,7 +131,14 @@ def test_reader_login_cannot_write_even_outside_the_console(collection: Path) ->
     """The database, not the console's checks, is what refuses: a bare cbir_reader session cannot write."""
     before = snapshot()
     with psycopg.connect(reader_url(), autocommit=True) as conn:
-        for statement in ("DELETE FROM embeddings", "SET ROLE postgres", "CREATE TABLE public.pwned (x int)"):
+        for statement in (
+            "DELETE FROM embeddings",
+            "SET ROLE postgres",
+            "CREATE TABLE public.pwned (x int)",
+            "CREATE OR REPLACE FUNCTION public.cbir_model(model text DEFAULT NULL) RETURNS models"
+            " LANGUAGE sql AS $$SELECT * FROM models LIMIT 1$$",
+            "ALTER FUNCTION cbir_neighbors(bigint, integer, text, integer) SECURITY DEFINER",
+        ):
             with pytest.raises(psycopg.Error):
                 conn.execute(statement)
         with pytest.raises(psycopg.Error):  # read-only by default, and even read-write it lacks the privilege

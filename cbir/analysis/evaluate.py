@@ -24,7 +24,7 @@ from tqdm import tqdm
 from cbir.distances import distance_block
 from cbir.errors import BadArgument, NotEnoughImages
 from cbir.metrics import average_precision, precision_at_k
-from cbir.storage import collection, db, evaluations
+from cbir.storage import collection, db, evaluations, maintenance
 from cbir.storage.models import Model, resolve_model
 
 METHOD = "exact in-memory ranking (numpy), ties in seeded random order"
@@ -169,6 +169,7 @@ def evaluate_model(
     if k < 1:
         raise BadArgument("--k must be at least 1")
     start = time.perf_counter()
+    generation = maintenance.generation(conn)  # before the vectors: a change made meanwhile shows as stale
     ids, categories, vectors = collection.model_vectors(conn, model)
     labels, names = category_codes(categories)
     queries = _query_rows(labels, sample, seed)
@@ -178,7 +179,7 @@ def evaluate_model(
     pairs = confusions(labels, ranking, names)
     report["seconds"] = round(time.perf_counter() - start, 2)
     rows = neighbour_rows(ids, ranking)
-    report["run_id"] = evaluations.save_run(conn, model, report, metric_keys(k), pairs, rows, sample, seed)
+    report["run_id"] = evaluations.save_run(conn, model, report, metric_keys(k), pairs, rows, sample, seed, generation)
     report["confusions"] = pairs
     return report
 

@@ -4,6 +4,9 @@
 Every `CbirError` a page raises (an unknown model, too few images for a map, a stopped database) is shown
 here as one line instead of a traceback, so pages need no error handling of their own.
 
+Nothing of a page runs before `login.admitted()` says this session may see it (cbir.auth.policy: with no
+user configured, a loopback server opens without a login as before).
+
 Pages live in app_pages/, not pages/: a folder named pages/ beside the entry script switches on Streamlit's
 old automatic page list, which took over the navigation on a fresh server's first request (see the README).
 """
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cbir.dashboard import ui
+from cbir.dashboard import login, ui
 from cbir.errors import CbirError
 
 PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
@@ -38,7 +41,12 @@ def main() -> None:
         st.Page(page_path(file), title=title, icon=icon, default=n == 0) for n, (file, title, icon) in enumerate(PAGES)
     ]
     try:
-        st.navigation(pages).run()
+        if not login.admitted():  # before any page: a direct URL (/sql, /map) shows the login form only
+            st.navigation(pages, position="hidden")  # keeps the URL's page, opened once logged in
+            return
+        navigation = st.navigation(pages)
+        login.logout_button()
+        navigation.run()
     except CbirError as exc:  # anything a user can cause: one line, never a traceback
         ui.show_error(exc)
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
+from cbir.embedders import runtime  # noqa: E402
 from cbir.embedders.base import Embedder, l2_normalise  # noqa: E402
 from cbir.errors import BadArgument, ModelNotFound  # noqa: E402
 
@@ -140,6 +141,8 @@ class EfficientNetLiteEmbedder(Embedder):
         model = EfficientNetLite0()
         model.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True), strict=True)
         self.model = model.to(self.device).eval()
+        pooled, probes = runtime.Pooled(self.model, self._pooled), self.prepare(runtime.probe_images())
+        self.openvino = runtime.accelerate(self.name, pooled, probes, self.device, precision)
 
     def prepare(self, images: list[Image.Image], crop: bool = True) -> torch.Tensor:
         """(n, 3, 224, 224) float32, Google's eval preprocessing. `crop=False` keeps the whole image (aspect kept,
@@ -165,7 +168,15 @@ class EfficientNetLiteEmbedder(Embedder):
             return self.model.features(prepared.to(self.device)).float()
 
     def forward(self, prepared: torch.Tensor) -> np.ndarray:
-        return l2_normalise(self._features(prepared).mean(dim=(2, 3)).cpu().numpy())
+        """OpenVINO when cbir.embedders.runtime chose it (and the batch has its shape), else PyTorch."""
+        vectors = self.openvino(prepared) if self.openvino else None
+        if vectors is None:
+            vectors = self._features(prepared).mean(dim=(2, 3)).cpu().numpy()
+        return l2_normalise(vectors)
+
+    def _pooled(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The un-normalised embedding in float32 (no autocast): the module OpenVINO converts."""
+        return self.model.features(pixels).mean(dim=(2, 3))
 
     @torch.inference_mode()
     def logits(self, prepared: torch.Tensor) -> np.ndarray:
@@ -184,4 +195,5 @@ class EfficientNetLiteEmbedder(Embedder):
             "pooling": "gap",
             "preprocessing": "short side 256 bicubic, centre crop 224, mean=std=0.5",
             "precision": self.precision,
+            "runtime": "openvino" if self.openvino else "torch",
         }

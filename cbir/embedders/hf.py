@@ -12,10 +12,12 @@ does not: the map explains the cosine between the two images' mean patch tokens,
 token attends to, and that cosine differs from the search's; likewise for poolers that normalise after the mean
 (ConvNeXt, CLIP's vision tower). Dual encoders (CLIP's projected image features) have no map.
 
-Speed (benchmarks/embed_bench.py, BENCHMARKS.md): float32 runs with PyTorch's SDPA attention. The opt-in
-CBIR_PRECISION=bfloat16 (autocast; fast on CPUs with AMX/AVX512-BF16 and on GPUs) or int8 (dynamic
-quantization of Linear layers, CPU) trades a little precision for speed; BENCHMARKS.md gives the speed-up
-and how far each moves the top-10 neighbours from float32's.
+Speed (benchmarks/embed_bench.py, BENCHMARKS.md): on the CPU the pooled forward pass runs on OpenVINO by default
+(cbir.embedders.runtime, CBIR_RUNTIME; PyTorch stays the reference and the fallback, and runs heatmaps); on
+PyTorch, float32 runs with SDPA attention. The opt-in CBIR_PRECISION=bfloat16 (OpenVINO's bf16 hint, or PyTorch's
+autocast; fast on CPUs with AMX/AVX512-BF16 and on GPUs) or int8 (dynamic quantization of Linear layers, PyTorch on
+the CPU) trades a little precision for speed; BENCHMARKS.md gives the speed-up and how far each moves the top-10
+neighbours from float32's.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cbir.config import settings  # noqa: E402
+from cbir.embedders import runtime  # noqa: E402
 from cbir.embedders.base import Embedder, NoSpatialFeatures, l2_normalise  # noqa: E402
 from cbir.errors import BadArgument, ModelNotFound  # noqa: E402
 
@@ -167,7 +170,10 @@ class HuggingFaceEmbedder(Embedder):
             self.pooling = "cls"
         else:
             self.pooling = "pooler"
+        self.openvino: runtime.OpenVinoForward | None = None
         self.dim = int(self.embed([Image.new("RGB", (32, 32))]).shape[1])
+        pooled, probes = runtime.Pooled(self.model, self._pooled), self.prepare(runtime.probe_images())
+        self.openvino = runtime.accelerate(self.name, pooled, probes, self.device, self.precision)
 
     def prepare(self, images: list[Image.Image], crop: bool = True) -> torch.Tensor:
         """The processor's preprocessing. `crop=False` keeps the whole image for a heatmap (aspect kept, short side
@@ -221,14 +227,18 @@ class HuggingFaceEmbedder(Embedder):
 
     @torch.inference_mode()
     def forward(self, prepared: torch.Tensor) -> np.ndarray:
-        pixels = prepared.to(self.device)
+        """OpenVINO when cbir.embedders.runtime chose it (and the batch has its shape), else PyTorch."""
+        vectors = self.openvino(prepared) if self.openvino else None
+        if vectors is None:
+            vectors = self._pooled(prepared.to(self.device)).float().cpu().numpy()
+        return l2_normalise(vectors)
+
+    def _pooled(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The un-normalised vector: PyTorch's forward, and the module OpenVINO converts."""
         if self.pooling == "image_features":
             out = self.model.get_image_features(pixel_values=pixels)
-            pooled = out if isinstance(out, torch.Tensor) else out.pooler_output
-        else:
-            out = self.model(pixel_values=pixels)
-            pooled = self._pool(out)
-        return l2_normalise(pooled.float().cpu().numpy())
+            return out if isinstance(out, torch.Tensor) else out.pooler_output
+        return self._pool(self.model(pixel_values=pixels))
 
     def _pool(self, out: Any) -> torch.Tensor:
         hidden = getattr(out, "last_hidden_state", None)
@@ -247,4 +257,5 @@ class HuggingFaceEmbedder(Embedder):
             "model_type": self.model_type,
             "pooling": self.pooling,
             "precision": self.precision,
+            "runtime": "openvino" if self.openvino else "torch",
         }

@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 from tqdm import tqdm
 
+from cbir.config import settings
 from cbir.embedders import Embedder, get_embedder
 from cbir.errors import BadArgument, BadImage
-from cbir.images import decode, read_image_file, sha256_of, thumbnail_jpeg
-from cbir.storage import collection, db
+from cbir.images import Picture, decode, read_image_file, sha256_of, thumbnail_jpeg
+from cbir.photo_metadata import PhotoMetadata, read_metadata
+from cbir.storage import collection, db, maintenance, roots
 from cbir.storage.collection import NewImage
 from cbir.storage.models import Model, ensure_model, update_model_info
 
@@ -37,11 +40,36 @@ class IngestReport:
     new_paths: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    startup_seconds: float = 0.0  # the Ray ingest: until the first batch was stored (workers start, models load)
     fitted: int = 0  # images a collection-fitted model (pixels-umap) was (re)fitted on at the end of the run
+    raw_previews: int = 0  # new camera RAW images shown by their embedded preview
+    raw_demosaiced: int = 0  # new camera RAW images demosaiced (no preview as large as the models' input)
+    malformed: list[tuple[str, str, str]] = field(default_factory=list)  # (path, field, reason): stored empty
 
     @property
     def rate(self) -> float:
         return self.files / self.seconds if self.seconds else 0.0
+
+    def photo_lines(self) -> list[str]:
+        """Summary lines about camera RAW decoding and malformed metadata (none when there was neither)."""
+        lines = []
+        if self.raw_previews or self.raw_demosaiced:
+            lines.append(
+                f"camera RAW: {self.raw_previews} shown by their embedded preview, {self.raw_demosaiced} demosaiced"
+            )
+        if self.malformed:
+            lines.append(f"metadata fields left empty as malformed: {len(self.malformed)} (the images were stored):")
+            lines += [f"  {path}: {name}: {reason}" for path, name, reason in self.malformed]
+        return lines
+
+    def note_photo(self, image: NewImage) -> None:
+        """Count how a stored image was decoded and which of its metadata fields were left empty."""
+        meta = image.metadata
+        if meta is None:
+            return
+        self.raw_previews += meta.raw_decode == "preview"
+        self.raw_demosaiced += meta.raw_decode == "demosaic"
+        self.malformed += [(image.path, name, reason) for name, reason in meta.malformed.items()]
 
 
 @dataclass
@@ -66,8 +94,11 @@ def display_path(path: Path) -> str:
     return os.fsencode(os.path.abspath(path)).decode("utf-8", "backslashreplace")
 
 
-def discover(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Every regular file under the given files and folders, sorted, without following directory links."""
+def discover(paths: Iterable[str | Path], on_error: Callable[[OSError], None] | None = None) -> Iterator[Path]:
+    """Every regular file under the given files and folders, sorted, without following directory links.
+
+    on_error: called with the error of a folder that cannot be listed (default: that folder is passed over).
+    """
     for root in paths:
         root = Path(root)
         if root.is_file():
@@ -75,7 +106,7 @@ def discover(paths: Iterable[str | Path]) -> Iterator[Path]:
             continue
         if not root.is_dir():
             raise BadArgument(f"no such file or folder: {root}")
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
             dirnames.sort()
             for name in sorted(filenames):
                 yield Path(dirpath) / name
@@ -89,9 +120,10 @@ def category_of(path: Path, label: str) -> str | None:
     raise BadArgument(f"--label must be 'folder' or 'none', got {label!r}")
 
 
-def _process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label: str) -> _Chunk:
+def process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label: str) -> _Chunk:
     """Read, hash and decode one batch of files and prepare the new ones for the model."""
     outcomes, pictures = [], []
+    store_gps = settings().store_gps
     for path in paths:
         outcome = _Outcome(path=display_path(path))
         outcomes.append(outcome)
@@ -117,10 +149,18 @@ def _process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label
             format=picture.format,
             nbytes=picture.nbytes,
             thumbnail=thumbnail_jpeg(picture.rgb),
+            metadata=_metadata(picture, store_gps),
         )
         pictures.append(picture.rgb)
     prepared = embedder.prepare(pictures) if pictures else None
     return _Chunk(outcomes=outcomes, prepared=prepared, decoded=len(pictures))
+
+
+def _metadata(picture: Picture, store_gps: bool) -> PhotoMetadata | None:
+    """What the camera recorded and how a RAW was decoded; None when there is nothing to store."""
+    meta = read_metadata(picture.exif, store_gps=store_gps)
+    meta.raw_decode = picture.raw_decode
+    return None if meta.empty else meta
 
 
 def _ahead(fn: Callable[[list[Path]], _Chunk], chunks: list[list[Path]], workers: int) -> Iterator[_Chunk]:
@@ -149,18 +189,19 @@ def ingest(
     if batch_size < 1:
         raise BadArgument("--batch-size must be at least 1")
     category_of(Path("x/y"), label)  # validate before any work
+    paths = list(paths)  # walked, then recorded as roots: the dashboard reads query paths under them only
     files = list(discover(paths))
     embedder = get_embedder(model)  # fails fast, before any file is read
     with db.connection(conn) as conn:
-        model_row = ensure_model(conn, embedder.name, embedder.kind, embedder.dim, embedder.metric, embedder.info())
-        known = collection.embedded_sha256s(conn, model_row, staged=embedder.fitted_on_collection)
+        model_row, known = start_run(conn, embedder, paths)
         report = IngestReport(model=model_row.name, files=len(files))
         chunks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
         start = time.perf_counter()
         with tqdm(total=len(files), unit="img", desc="ingest", disable=not progress, dynamic_ncols=True) as bar:
-            process = lambda chunk: _process_chunk(chunk, embedder, known, label)  # noqa: E731
+            process = lambda chunk: process_chunk(chunk, embedder, known, label)  # noqa: E731
             for chunk in _ahead(process, chunks, workers):
-                _store_chunk(conn, embedder, model_row, chunk, known, report)
+                vectors = encode_chunk(embedder, chunk)
+                write_chunk(conn, model_row, chunk, vectors, known, report, staged=embedder.fitted_on_collection)
                 bar.update(len(chunk.outcomes))
         if embedder.fitted_on_collection:
             report.fitted = fit_collection(conn, embedder, model_row, force=report.embedded > 0, progress=progress)
@@ -168,17 +209,37 @@ def ingest(
         return report
 
 
-def _store_chunk(
+def start_run(conn: psycopg.Connection, embedder: Embedder, paths: list[str | Path]) -> tuple[Model, set[str]]:
+    """Register the model and the run's folders; returns the model row and the content hashes a run can skip.
+
+    Shared by the local ingest and the Ray ingest (cbir.indexing.ray_ingest), so both keep the same records.
+    """
+    model_row = ensure_model(conn, embedder.name, embedder.kind, embedder.dim, embedder.metric, embedder.info())
+    maintenance.record_roots(conn, [display_path(Path(p)) for p in paths if Path(p).is_dir()])
+    roots.record_roots(conn, paths)
+    return model_row, collection.embedded_sha256s(conn, model_row, staged=embedder.fitted_on_collection)
+
+
+def encode_chunk(embedder: Embedder, chunk: _Chunk) -> np.ndarray | None:
+    """The model's vectors of a chunk's decoded images (a collection-fitted model's stored inputs instead)."""
+    encode = embedder.inputs if embedder.fitted_on_collection else embedder.forward
+    return encode(chunk.prepared) if chunk.decoded else None
+
+
+def write_chunk(
     conn: psycopg.Connection,
-    embedder: Embedder,
     model: Model,
     chunk: _Chunk,
+    vectors: np.ndarray | None,
     known: set[str],
     report: IngestReport,
+    staged: bool = False,
 ) -> None:
-    """Embed the chunk's new images and write them; duplicates within the run become path aliases."""
-    encode = embedder.inputs if embedder.fitted_on_collection else embedder.forward
-    vectors = encode(chunk.prepared) if chunk.decoded else None
+    """Write a chunk's new images with their vectors, and all its paths, in one transaction.
+
+    Files the readers found already stored (no image decoded) and duplicates met earlier (`known`, which grows
+    here) become path aliases.
+    """
     new_images, rows, aliases = [], [], []
     row = -1
     for outcome in chunk.outcomes:
@@ -186,16 +247,17 @@ def _store_chunk(
             row += 1
         if outcome.error:
             report.skipped.append((outcome.path, outcome.error))
-        elif outcome.sha256 in known:
+        elif outcome.image is None or outcome.sha256 in known:
             report.already += outcome.image is None
             aliases.append((outcome.path, outcome.sha256))
         else:
-            assert outcome.image is not None and outcome.sha256 is not None
+            assert outcome.sha256 is not None and vectors is not None
             known.add(outcome.sha256)
             new_images.append(outcome.image)
+            report.note_photo(outcome.image)
             rows.append(row)
     new_rows, new_paths = collection.write_batch(
-        conn, model, new_images, vectors[rows] if rows else None, aliases, staged=embedder.fitted_on_collection
+        conn, model, new_images, vectors[rows] if rows else None, aliases, staged=staged
     )
     report.new_images += new_rows
     report.new_paths += new_paths

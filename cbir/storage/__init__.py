@@ -3,5 +3,5 @@
 db: the embedded server or CBIR_DATABASE_URL, connections and pools; migrate + migrations/: the schema;
 models: the `models` table and each model's index expression; collection: images, paths, embeddings;
 neighbours: the k-NN query; projections and evaluations: stored maps and `cbir eval` runs;
-console: the read-only SQL console.
+console: the read-only SQL console; schema: tables, columns and comments as the database describes them.
 """

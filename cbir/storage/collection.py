@@ -13,6 +13,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from cbir.photo_metadata import PhotoMetadata
+from cbir.storage import metadata as photo_metadata
 from cbir.storage.models import Model
 
 
@@ -28,6 +30,7 @@ class NewImage:
     format: str
     nbytes: int
     thumbnail: bytes
+    metadata: PhotoMetadata | None = None  # what the camera recorded (image_metadata), if anything
 
 
 def embedded_sha256s(conn: psycopg.Connection, model: Model, staged: bool = False) -> set[str]:
@@ -102,6 +105,9 @@ def write_batch(
                     (ids[images[i].sha256], model.id, vectors[i].tobytes() if staged else model.param(vectors[i]))
                     for i in order
                 ],
+            )
+            photo_metadata.insert(
+                cur, [(ids[images[i].sha256], images[i].metadata) for i in order if images[i].metadata is not None]
             )
         paths = sorted({(im.path, im.sha256) for im in images} | set(aliases))
         cur.executemany(
@@ -258,3 +264,24 @@ def image_files(conn: psycopg.Connection, image_id: int) -> ImageFiles | None:
         (image_id,),
     ).fetchone()
     return None if row is None else ImageFiles(sha256=row[0], paths=list(row[2]), thumbnail=bytes(row[1]))
+
+
+def max_image_id(conn: psycopg.Connection) -> int:
+    """The largest image id so far (0 when empty): images with larger ids were added later."""
+    return conn.execute("SELECT coalesce(max(id), 0) FROM images").fetchone()[0]
+
+
+def images_at_several_paths_since(conn: psycopg.Connection, after_id: int) -> list[tuple[int, str, list[str]]]:
+    """(id, stored first path, every path) of the images added after `after_id` that were found at several paths."""
+    rows = conn.execute(
+        "SELECT i.id, i.path, array_agg(p.path ORDER BY p.path) FROM images i JOIN image_paths p ON p.image_id = i.id"
+        " WHERE i.id > %s GROUP BY i.id HAVING count(*) > 1 ORDER BY i.id",
+        (after_id,),
+    )
+    return [(r[0], r[1], list(r[2])) for r in rows]
+
+
+def set_first_paths(conn: psycopg.Connection, rows: list[tuple[int, str, str | None]]) -> None:
+    """Set (image id, first path, category) in one transaction: parallel writers settle which copy came first."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany("UPDATE images SET path = %s, category = %s WHERE id = %s", [(p, c, i) for i, p, c in rows])

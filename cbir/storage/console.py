@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,18 +32,56 @@ _PLAN_WORDS = {"EXPLAIN", "SHOW"}  # small outputs, run as one prepared statemen
 _COMMENTS = re.compile(r"\s+|--[^\n]*(\n|$)|/\*.*?\*/", re.DOTALL)
 
 _MODEL = "(SELECT min(id) FROM models WHERE kind = 'vector')"
+_FIRST_IMAGE = f"""WITH q AS (
+    SELECT e.model_id::text AS model, min(e.image_id) AS image
+    FROM embeddings e WHERE e.model_id = {_MODEL} GROUP BY e.model_id
+)"""
+_LATEST_RUN = """WITH latest AS (
+    SELECT r.id, r.k, m.name AS model FROM evaluation_runs r JOIN models m ON m.id = r.model_id
+    ORDER BY r.created_at DESC, r.id DESC LIMIT 1
+)"""
 EXAMPLES: dict[str, str] = {
-    "Nearest neighbours of an image": f"""-- The 10 images nearest to one image (exact scan)
-WITH q AS (
-    SELECT model_id, image_id, embedding FROM embeddings
-    WHERE model_id = {_MODEL} ORDER BY image_id LIMIT 1
+    "Nearest neighbours of an image": f"""\
+-- The 10 images nearest to an image, through the model's HNSW index: what `cbir search <id> -k 10` returns.
+-- cbir_neighbors(image_id, k, model): the model by name or id, optional when only one is stored; the image
+-- itself is left out. Distance: cosine 0-2 (neural models), Hamming bits (phash). Simplest form:
+--   SELECT * FROM cbir_neighbors(42, 10, 'efficientnet-lite0')
+-- Here: the first image of the first vector model.
+{_FIRST_IMAGE}
+SELECT n.image_id, n.category, n.distance, n.path
+FROM q, cbir_neighbors(q.image, 10, q.model) n""",
+    "Images nearest to a category's centroid": f"""\
+-- cbir_neighbors_of_vector(vector, k, model): neighbours of any vector of the model's dimension,
+-- here the mean embedding (centroid) of the first category, through the HNSW index
+WITH c AS (
+    SELECT e.model_id::text AS model, avg(e.embedding) AS centroid
+    FROM embeddings e JOIN images i ON i.id = e.image_id
+    WHERE e.model_id = {_MODEL} AND i.category = (SELECT min(category) FROM images)
+    GROUP BY e.model_id
 )
-SELECT i.id, i.category, i.path, e.embedding <=> q.embedding AS cosine_distance
-FROM q
-JOIN embeddings e ON e.model_id = q.model_id AND e.image_id <> q.image_id
-JOIN images i ON i.id = e.image_id
-ORDER BY cosine_distance
-LIMIT 10""",
+SELECT n.image_id, n.category, n.distance
+FROM c, cbir_neighbors_of_vector(c.centroid, 12, c.model) n""",
+    "How a neighbour search uses the index": f"""\
+-- EXPLAIN of the query cbir_neighbors runs: look for "Index Scan using embeddings_hnsw_model_<id>"
+-- (on a few hundred images the planner may sort them exactly instead: same rows, no index needed).
+-- The query text itself: SELECT cbir_neighbors_query(cbir_model('phash'))
+{_FIRST_IMAGE}
+SELECT p.plan FROM q, cbir_neighbors_plan(q.image, 10, q.model) AS p(plan)""",
+    "Worst categories of the latest evaluation": f"""\
+-- Per-category quality of the newest `cbir eval` run, worst first (mAP@k and precision 0-1)
+{_LATEST_RUN}
+SELECT c.category, c.map_at_k, c.precision_at_1, c.queries, latest.model
+FROM evaluation_categories c JOIN latest ON latest.id = c.run_id
+ORDER BY c.map_at_k, c.category
+LIMIT 20""",
+    "Most confused pairs of the latest evaluation": f"""\
+-- Where the newest `cbir eval` run went wrong: category A's top-k neighbours that fall in category B
+-- (lift: how many times more often than random retrieval would put them there)
+{_LATEST_RUN}
+SELECT c.category, c.other, c.neighbours, c.rate, c.lift
+FROM evaluation_confusions c JOIN latest ON latest.id = c.run_id
+ORDER BY c.neighbours DESC, c.rate DESC
+LIMIT 20""",
     "Category centroids and their distances": f"""-- Each category's mean embedding; closest pairs first
 WITH c AS (
     SELECT i.category, avg(e.embedding) AS centroid, count(*) AS images
@@ -83,11 +121,22 @@ ORDER BY paths DESC""",
 }
 
 
+# Which (table, column) pairs hold image ids: images.id and every column with a foreign key to it.
+_IMAGE_ID_COLUMNS = """
+SELECT c.rel, c.att FROM unnest(%s::oid[], %s::int[]) AS c(rel, att)
+WHERE (c.rel = 'images'::regclass
+       AND c.att = (SELECT attnum FROM pg_attribute WHERE attrelid = 'images'::regclass AND attname = 'id'))
+   OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contype = 'f' AND k.conrelid = c.rel
+              AND k.confrelid = 'images'::regclass AND k.conkey = ARRAY[c.att]::smallint[])
+"""
+
+
 @dataclass
 class SqlResult:
     columns: list[str]
     rows: list[tuple]
     truncated: bool  # True when more than row_limit rows existed
+    image_columns: list[int] = field(default_factory=list)  # positions of columns holding images.id values
 
 
 def first_keyword(text: str) -> str:
@@ -155,6 +204,21 @@ def _reader_pool(url: str, max_size: int = 4) -> ConnectionPool:
     return db.open_pool(url, max_size)
 
 
+def _image_columns(conn: psycopg.Connection, cur: psycopg.Cursor, columns: list[str]) -> list[int]:
+    """Result columns holding image ids: taken straight from images.id or a column referencing it (the server
+    says where each column comes from), or computed and named image_id (as cbir_neighbors returns them)."""
+    result = cur.pgresult
+    if result is None:
+        return []
+    origins = {n: (result.ftable(n), result.ftablecol(n)) for n in range(len(columns))}
+    from_tables = {n: o for n, o in origins.items() if o[0]}
+    found = set()
+    if from_tables:
+        rels, atts = zip(*from_tables.values(), strict=True)
+        found = set(conn.execute(_IMAGE_ID_COLUMNS, (list(rels), list(atts))).fetchall())
+    return [n for n, o in origins.items() if o in found or (not o[0] and columns[n] == "image_id")]
+
+
 def _fetch(conn: psycopg.Connection, statement: str, keyword: str, row_limit: int) -> SqlResult:
     if keyword in _PLAN_WORDS:
         cur = conn.cursor()
@@ -164,8 +228,14 @@ def _fetch(conn: psycopg.Connection, statement: str, keyword: str, row_limit: in
         cur.execute(statement)
     rows = cur.fetchmany(row_limit + 1)
     columns = [c.name for c in cur.description or []]
+    image_columns = _image_columns(conn, cur, columns)
     cur.close()
-    return SqlResult(columns=columns, rows=[tuple(r) for r in rows[:row_limit]], truncated=len(rows) > row_limit)
+    return SqlResult(
+        columns=columns,
+        rows=[tuple(r) for r in rows[:row_limit]],
+        truncated=len(rows) > row_limit,
+        image_columns=image_columns,
+    )
 
 
 def _explain(exc: psycopg.Error, timeout_ms: int) -> QueryRefused:

@@ -167,16 +167,19 @@ def save_run(
     neighbours: Iterable[tuple[int, int, int, float]],
     sample: int | None,
     seed: int,
+    generation: int | None = None,
 ) -> int:
     """Write the run, its categories, confusion pairs and every query's neighbours in one transaction.
 
     keys: the metric names of `report`'s per-category rows, in the table's column order;
-    neighbours: (query image id, rank, neighbour image id, distance) rows.
+    neighbours: (query image id, rank, neighbour image id, distance) rows;
+    generation: the collection generation read before the vectors (default: the current one).
     """
     with conn.transaction(), conn.cursor() as cur:
         run_id = cur.execute(
-            "INSERT INTO evaluation_runs (model_id, k, queries, images, sample, seed, method, seconds, overall, macro)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
+            "INSERT INTO evaluation_runs (model_id, k, queries, images, sample, seed, method, seconds, overall, macro,"
+            " generation) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb,"
+            " coalesce(%s, (SELECT generation FROM collection_generation))) RETURNING id",
             (
                 model.id,
                 report["k"],
@@ -188,6 +191,7 @@ def save_run(
                 report["seconds"],
                 json.dumps(report["overall"]),
                 json.dumps(report["macro"]),
+                generation,
             ),
         ).fetchone()[0]
         cur.executemany(

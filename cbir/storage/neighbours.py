@@ -6,13 +6,15 @@ comes from CBIR_EF_SEARCH (default 200, config.DEFAULT_EF_SEARCH) and is raised 
 ~17x faster than an exact scan); 10k rows reach 1.0 with any value. At 1M rows recall is bounded by the
 index's graph more than by ef_search: an index built WITH (m = 32, ef_construction = 128) and
 CBIR_EF_SEARCH=400 gave 0.985 at 30x faster than exact (BENCHMARKS.md, docs/scaling.md).
-Filtered queries enable pgvector's iterative index scans, so a category filter or the exclusion of the
-query image never silently returns fewer than k rows when k exist.
+Filtered queries enable pgvector's iterative index scans, so a category filter, a filter on what the camera
+recorded (time taken, camera: `image_metadata`) or the exclusion of the query image never silently returns
+fewer than k rows when k exist.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 import numpy as np
 import psycopg
@@ -40,8 +42,16 @@ def nearest_query(
     k: int,
     category: str | None = None,
     exclude: list[int] | None = None,
+    taken_after: datetime | None = None,
+    taken_before: datetime | None = None,
+    camera: str | None = None,
 ) -> tuple[sql.Composed, dict]:
-    """The SQL of a k-NN query; ORDER BY uses the exact expression and operator of the model's index."""
+    """The SQL of a k-NN query; ORDER BY uses the exact expression and operator of the model's index.
+
+    taken_after (inclusive) and taken_before (exclusive) compare with the camera's wall-clock time taken;
+    camera matches image_metadata.camera containing the text, case-insensitively. Images that recorded no
+    such fact are left out by these filters.
+    """
     # The model id is inlined: a parameter's type (smallint for small ints) would keep the planner from
     # matching the partial index predicate `model_id = <id>`.
     where = [sql.SQL("e.model_id = {}").format(sql.Literal(model.id))]
@@ -49,15 +59,25 @@ def nearest_query(
         where.append(sql.SQL("i.category = %(category)s"))
     if exclude:
         where.append(sql.SQL("e.image_id <> ALL(%(exclude)s)"))
+    if taken_after is not None:
+        where.append(sql.SQL("m.taken_at >= %(taken_after)s"))
+    if taken_before is not None:
+        where.append(sql.SQL("m.taken_at < %(taken_before)s"))
+    if camera is not None:
+        where.append(sql.SQL("strpos(lower(m.camera), lower(%(camera)s)) > 0"))
+    photo = taken_after is not None or taken_before is not None or camera is not None
+    source = sql.SQL("FROM embeddings e JOIN images i ON i.id = e.image_id{join} WHERE {where}").format(
+        join=sql.SQL(" JOIN image_metadata m ON m.image_id = e.image_id" if photo else ""),
+        where=sql.SQL(" AND ").join(where),
+    )
     query = sql.SQL(
-        "WITH hits AS MATERIALIZED ("
-        " SELECT e.image_id, {column} {op} %(vector)s AS distance"
-        " FROM embeddings e JOIN images i ON i.id = e.image_id"
-        " WHERE {where} ORDER BY distance LIMIT %(k)s)"
+        "WITH hits AS MATERIALIZED ({hits})"  # through the index (bit-rerank: candidates, re-ranked exactly)
         " SELECT h.image_id, i.path, i.category, h.distance"
         " FROM hits h JOIN images i ON i.id = h.image_id ORDER BY h.distance, h.image_id"
-    ).format(column=model.column(), op=model.operator, where=sql.SQL(" AND ").join(where))
+    ).format(hits=model.hits(source))
     params = {"category": category, "exclude": exclude, "vector": model.param(vector), "k": k}
+    params["candidates"] = k * settings().rerank
+    params |= {"taken_after": taken_after, "taken_before": taken_before, "camera": camera}
     return query, params
 
 
@@ -69,12 +89,19 @@ def nearest(
     category: str | None = None,
     exclude: list[int] | None = None,
     ef_search: int | None = None,
+    taken_after: datetime | None = None,
+    taken_before: datetime | None = None,
+    camera: str | None = None,
 ) -> list[Hit]:
-    """The k nearest stored images to a vector, optionally within one category."""
+    """The k nearest stored images to a vector, optionally within one category, time span or camera."""
     if k < 1:
         raise BadArgument("k must be at least 1")
+    if taken_after is not None and taken_before is not None and taken_after >= taken_before:
+        raise BadArgument("the time taken filter is empty: --taken-after must be earlier than --taken-before")
     ef = max(ef_search or settings().ef_search, k)
-    query, params = nearest_query(model, vector, k, category, exclude)
+    if model.reranks:  # the candidate list comes from the index too (pgvector's ef_search tops out at 1000)
+        ef = max(ef, min(k * settings().rerank, 1000))
+    query, params = nearest_query(model, vector, k, category, exclude, taken_after, taken_before, camera)
     with conn.transaction():
         conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
         conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")

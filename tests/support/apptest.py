@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from streamlit.testing.v1 import AppTest
 
 from support import ROOT
@@ -29,3 +31,10 @@ def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
     parts += [e.value for e in at.info] + [e.value for e in at.error] + [e.value for e in at.warning]
     return "\n".join(str(p) for p in parts)
+
+
+def submit_sql(at: AppTest, text: str) -> AppTest:
+    """What Ctrl+Enter (or Run) in the SQL page's editor sends: a new "submit" event carrying the editor's text."""
+    event = {"id": uuid.uuid4().hex[:8], "type": "submit", "lang": "pgsql", "text": text, "selected": "", "cursor": {}}
+    at.session_state["sql_editor"] = event
+    return at.run()

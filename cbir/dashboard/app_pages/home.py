@@ -3,6 +3,7 @@
 import streamlit as st
 
 from cbir.dashboard import app, ui
+from cbir.indexing import sync
 from cbir.storage import collection, db
 
 st.title("cbir: reverse image search")
@@ -35,4 +36,25 @@ st.dataframe(
     hide_index=True,
     height=300,
 )
+st.subheader("Folders")
+st.caption("Whether the stored paths still exist on disk: checked when asked, since it lists every folder.")
+if st.button("Check the folders for files that are gone"):
+    with st.spinner("Listing the folders..."), ui.connection() as conn:
+        st.session_state["home_folders"] = sync.check_folders(conn)
+if (checks := st.session_state.get("home_folders")) is not None:
+    st.dataframe(
+        [{"folder": c.folder, "stored paths": c.stored, "gone from disk": c.missing, "folder found": c.available}
+         for c in checks],
+        hide_index=True,
+    )  # fmt: skip
+    if gone := [c for c in checks if c.missing]:
+        st.warning(
+            f"{sum(c.missing for c in gone):,} stored paths no longer exist. This makes the collection match its "
+            "folders again (new files ingested, moves followed, deleted files forgotten; a missing folder is "
+            "refused by sync, so remove it if it was deleted on purpose):"
+        )
+        st.code("\n".join(c.command for c in gone), language="bash")
+    else:
+        st.success("Every stored path exists on disk.")
+
 st.page_link(app.page_path("search.py"), label="Search the collection", icon=":material/image_search:")

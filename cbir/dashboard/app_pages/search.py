@@ -1,22 +1,27 @@
-"""Search: query by upload, by a stored image or by a path; the nearest images as a grid of thumbnails, then
-heatmaps of why the query and a chosen result match."""
+"""Search: query by upload, by a stored image or by a path (or by a box dragged on the uploaded or stored
+picture); the nearest images as a grid of thumbnails, then heatmaps of why the query and a chosen result match."""
 
+import hashlib
+from datetime import date, datetime
 from pathlib import Path
 
 import streamlit as st
 
 from cbir.dashboard import heatmaps, ui
+from cbir.retrieval.paths import allowed_path
 from cbir.retrieval.search import lookup, query_picture, stored_picture
-from cbir.storage import collection
+from cbir.storage import collection, metadata
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "dng"]
 ALL = "(all categories)"
 UNKNOWN = "(unknown)"
+ANY_CAMERA = "(any camera)"
 
 st.title("Search")
 with ui.connection() as conn:
     models, default = ui.models(conn)
     categories = collection.categories(conn)
+    cameras = metadata.cameras(conn)
 
 if not models:
     st.info("Nothing to search yet: run `cbir ingest PATH --model MODEL` first, then reload.")
@@ -27,6 +32,10 @@ with right:
     model = ui.pick_model(models, default)
     k = st.slider("Results (k)", 1, 50, 10)
     only = st.selectbox("Only category", [ALL, *categories])
+    after, before = st.columns(2)
+    taken_after: date | None = after.date_input("Taken on or after", value=None, min_value=date(1826, 1, 1))
+    taken_before: date | None = before.date_input("Taken before", value=None, min_value=date(1826, 1, 1))
+    camera = st.selectbox("Camera", [ANY_CAMERA, *cameras]) if cameras else ANY_CAMERA
 with left:
     source = st.radio("Query by", ["Upload", "Stored image", "Path"], horizontal=True)
     query: bytes | int | str | None = None
@@ -43,17 +52,38 @@ with left:
         picked = st.selectbox("Image", rows, format_func=lambda r: Path(r.path).name)
         query = picked.id if picked else None
     else:
-        query = st.text_input("Image path (on the server)").strip() or None
+        typed = st.text_input("Image path (on the server, in a folder given to cbir ingest)").strip()
+        if typed:
+            with ui.connection() as conn:
+                query = str(allowed_path(conn, typed))  # anything else on the server: refused in one line
 
 if query is None:
     st.info("Upload an image, pick a stored one, or give a path.")
     st.stop()
 
+region = None
+if source != "Path" and left.toggle("Search a region of the image", help="Drag a box on the picture"):
+    with ui.connection() as conn:
+        picture = query_picture(conn, query)
+    with left:
+        key = "region-" + (str(query) if isinstance(query, int) else hashlib.sha256(query).hexdigest()[:16])
+        region = ui.region_box(picture, key)
+        if region is None:
+            st.caption("Drag a box on the picture to search that part of it.")
+    if region:
+        left.caption(f"Searching the box {region} (left, top, right, bottom) of {picture.width}x{picture.height} px.")
+        query = ui.crop_png(picture, region)
+
 if not isinstance(query, int):
     ui.embedder(model)  # a new image may need the model: load it once per server, not per query
 with ui.connection() as conn:
     only_category = None if only == ALL else only
-    answer = lookup(conn, query, k=k, model=model, category=only_category, query_category=query_category)
+    photo = {
+        "taken_after": datetime.combine(taken_after, datetime.min.time()) if taken_after else None,
+        "taken_before": datetime.combine(taken_before, datetime.min.time()) if taken_before else None,
+        "camera": None if camera == ANY_CAMERA else camera,
+    }
+    answer = lookup(conn, query, k=k, model=model, category=only_category, query_category=query_category, **photo)
 st.session_state[ui.ANSWER_KEY] = answer
 
 shown, stats = st.columns([1, 4])
