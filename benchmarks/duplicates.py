@@ -1,11 +1,11 @@
 """How well copies are found: edited copies of real Caltech-101 photos, precision and recall per edit and method.
 
-Half the categories (seeded) hold the collection, a sample of their photos; the first `--originals` of it get
-one copy per transform (resizes, re-encodes, colour changes, mirror, quarter turns, small rotations, crops, a
-border, a caption band, a corner watermark, a screenshot-like rescale, mirror + crop). Photos of the other
-categories are unrelated queries (false alarms); uncollected photos of the collected categories are scored
-apart (look-alikes, and Caltech's own copies). Three methods answer each query, with the code `cbir dupes
---of` runs:
+Half the categories (seeded; categories cut from the same photos kept together) hold the collection, a sample
+of their photos; the first `--originals` of it get one copy per transform (resizes, re-encodes, colour
+changes, mirror, quarter turns, small rotations, crops, a border, a caption band, a corner watermark, a
+screenshot-like rescale, mirror + crop). Photos of the other categories are unrelated queries (false
+alarms); uncollected photos of the collected categories are scored apart (look-alikes, and Caltech's own
+copies). Three methods answer each query, with the code `cbir dupes --of` runs:
 
 - phash: the query's hash, Hamming distance within `cbir dupes`'s default 8 bits;
 - embedding: the query's vector under the pretrained `efficientnet-lite0` alone, cosine distance within a
@@ -343,26 +343,28 @@ def false_alarms(negatives: Answers, thresholds: dict) -> dict[str, float]:
     }
 
 
-def calibrate(copies: list[Checked], originals: list[int], unrelated: Answers, misses: float, alarms: float) -> dict:
+def calibrate(copies: dict[str, list[Checked]], originals: list[int], unrelated: Answers, alarms: float) -> dict:
     """Thresholds from the calibration split.
 
     embedding distance: the loosest that matches at most `alarms` of the unrelated photos.
-    agreement: the share that at most `misses` of the copies (all transforms pooled) fall below: a copy must pass
-    it, and two shots of one scene mostly fall below it. inliers: between the fewest that keeps unrelated photos
-    to `alarms` (low) and the most that keeps all but `misses` of the copies passing the agreement (high), at
-    their geometric mean, so both sides keep a margin (low itself when there is no gap).
+    agreement: the highest share that keeps, in every transform, all calibration copies but `spare` (half
+    what the recall goal allows; 0 for 20 copies) whose original is among the candidates.
+    inliers: between the fewest that keeps unrelated photos to `alarms` (low) and the most that keeps the
+    same copies passing (high), at their geometric mean, so both sides keep a margin (low when there is no gap).
     """
-    own = [found[o] for found, o in zip(copies, originals, strict=True) if o in found]
-    agreement = float(np.floor(np.quantile([a for _, a in own], misses) * 100) / 100) if own else 0.0
+    own = {t: sorted(f[o] for f, o in zip(found, originals, strict=True) if o in f) for t, found in copies.items()}
+    spare = int(len(originals) * (1 - GOAL) / 2)
+    agreement = min(sorted(a for _, a in pairs)[spare] for pairs in own.values() if len(pairs) > spare)
+    agreement = float(np.floor(agreement * 100) / 100)
     allowed = int(alarms * len(unrelated.embedding))
     nearest = np.sort([row.min() for row in unrelated.embedding])
     distance = float(np.nextafter(nearest[allowed], -np.inf)) if allowed < len(nearest) else float(nearest[-1])
     best = [max((n for n, a in f.values() if a >= agreement), default=0) for f in unrelated.checked]
     most = np.sort(best)[::-1]
     low = max(3, int(most[allowed] + 1) if allowed < len(most) else 1)  # RANSAC's fit needs 3 matches anyway
-    passing = [n for n, a in own if a >= agreement]
-    high = int(np.floor(np.quantile(passing, misses))) if passing else low
-    inliers = round(math.sqrt(low * high)) if high > low else low
+    passing = [sorted(n for n, a in pairs if a >= agreement) for pairs in own.values()]
+    high = min(p[spare] for p in passing if len(p) > spare)
+    inliers = math.floor(math.sqrt(low * high)) if high > low else low
     return {
         "embedding": distance,
         "combined_inliers": inliers,
@@ -428,12 +430,10 @@ def run(args: argparse.Namespace) -> dict:
                 bar.update()
     seconds = time.perf_counter() - started
     calibration, held_out = halves(args.originals)
-    pooled = [a for answers in copies.values() for a in split(answers, calibration).checked]
     thresholds = {"phash": default_threshold("phash")} | calibrate(
-        pooled,
-        calibration * len(TRANSFORMS),
+        {name: split(answers, calibration).checked for name, answers in copies.items()},
+        calibration,
         split(unrelated, halves(len(sample.unrelated))[0]),
-        args.calibration_misses,
         args.calibration_false_alarms,
     )
     rule = (thresholds["combined_inliers"], thresholds["combined_agreement"])
@@ -476,9 +476,21 @@ def run(args: argparse.Namespace) -> dict:
                 [paths[i] for i in picked], sample.collection, part_of.checked, rule[1]
             )
         results["splits"][label] = part
+    results["cbir_defaults"] = with_defaults(copies, unrelated, right, args.originals, len(sample.unrelated))
     if args.time_of:
         results["timing"] = time_sources(sample.collection, images, args.time_of)
     return results
+
+
+def with_defaults(copies: dict[str, Answers], unrelated: Answers, right: list[set[int]], n: int, m: int) -> dict:
+    """The held-out split scored with the thresholds cbir ships (verify.MIN_INLIERS, MIN_AGREEMENT)."""
+    from cbir.retrieval import verify
+
+    rule = (verify.MIN_INLIERS, verify.MIN_AGREEMENT)
+    rows = halves(n)[1]
+    scores = {t: score_checked(split(a, rows).checked, rows, right, rule) for t, a in copies.items()}
+    alarms = float(np.mean([bool(accepted(f, rule)) for f in split(unrelated, halves(m)[1]).checked]))
+    return {"rule": list(rule), "met": [t for t in TRANSFORMS if goal_met(t, scores[t])], "unrelated": alarms}
 
 
 def time_sources(files: list[Path], images: list[Image.Image], n: int) -> dict[str, float]:
@@ -568,6 +580,12 @@ def summary(results: dict) -> str:
         f"queries answered in {results['seconds']:.0f} s (all three methods, {results['candidates']} candidates "
         "per model, keypoints of stored photos computed once)"
     )
+    shipped = results["cbir_defaults"]
+    lines.append(
+        f"with cbir's own thresholds ({shipped['rule'][0]} keypoints, {shipped['rule'][1]:.2f} agreeing): "
+        f"{len(shipped['met'])} of {len(TRANSFORMS)} transforms met, unrelated photos matched "
+        f"{shipped['unrelated']:.3f}"
+    )
     if timing := results.get("timing"):
         lines.append(
             f"copies.sources (cbir dupes --of) median {timing['sources_median_s']:.3f} s per query, a plain lookup "
@@ -585,7 +603,6 @@ def main() -> None:
     parser.add_argument("--same-category", type=int, default=40, help="uncollected photos of collected categories")
     parser.add_argument("--candidates", type=int, help="nearest images per model checked (default: cbir's)")
     parser.add_argument("--calibration-false-alarms", type=float, default=0.005, help="unrelated matched, at most")
-    parser.add_argument("--calibration-misses", type=float, default=0.01, help="copies below the agreement share")
     parser.add_argument("--time-of", type=int, default=20, help="time cbir dupes --of on N copies (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")

@@ -371,8 +371,11 @@ def _print_origins(found: Origins, of: Path, threshold: float | None, as_json: b
         if s.exact:
             typer.echo(f"same bytes as image {s.id}: " + ", ".join(s.paths))
             continue
-        how = f"{s.inliers} keypoints agree ({s.match.agreement:.0%}); " if s.match is not None else ""
-        how += f"{s.model} distance {s.distance:.3g} as {s.variant!r}"
+        near = f"{s.model} distance {s.distance:.3g} as {s.variant!r}"
+        if s.match is None:  # --no-verify: near, not checked
+            typer.echo(f"{near} from image {s.id}: " + ", ".join(s.paths))
+            continue
+        how = f"{s.inliers} keypoints agree, {s.match.agreement:.0%} of matches; {near}"
         typer.echo(f"copy of image {s.id}, {s.transform} ({how}): " + ", ".join(s.paths))
     if found.rejected:
         typer.echo(

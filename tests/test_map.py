@@ -127,6 +127,18 @@ def test_map_page_lists_every_category_with_counts_and_highlights_matches(mapped
     assert all(t["marker"]["opacity"] < 0.5 for t in main["data"][:-1])  # the rest dimmed
 
 
+def test_map_colours_by_top_folder_and_by_duplicate_group(mapped) -> None:
+    at = page("map")
+    labelled(at.selectbox, "Colour by").set_value("top folder").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t["name"] for t in figures(at)[0]["data"]] == ["airplanes · 8", "elephant · 8", "rhino · 8"]
+    labelled(at.selectbox, "Colour by").set_value("duplicate group").run()
+    assert not at.exception, [e.value for e in at.exception]
+    names = [t["name"] for t in figures(at)[0]["data"]]
+    assert names and all(" group " in n or n.startswith("not in a group") for n in names), names
+    assert sum(int(n.rsplit("· ", 1)[1]) for n in names) == 24  # every image once
+
+
 def test_map_places_an_upload_among_its_neighbours_and_colours_by_distance(mapped) -> None:
     new_rhino = caltech_files("rhino", 12)[-1]  # not stored
     at = page("search")

@@ -39,7 +39,7 @@ if upload is not None:
             if s.exact:
                 st.markdown(f"**Same bytes as image {s.id}**:")
             else:
-                evidence = f"{s.inliers} keypoints agree ({s.match.agreement:.0%}); " if s.match is not None else ""
+                evidence = f"{s.inliers} keypoints agree, {s.match.agreement:.0%} of matches; " if s.match else ""
                 st.markdown(
                     f"**Copy of image {s.id}: {s.transform}** ({evidence}nearest under {s.model} "
                     f"as '{s.variant}', distance {s.distance:.3g})"
