@@ -21,8 +21,11 @@ skipped with a note.
 The `openvino` and `openvino_bf16` variants time the same modules converted and compiled by cbir's runtime
 (cbir.embedders.runtime: `openvino.convert_model`, the agreement check, CPU compile with f32 or bf16 inference
 precision), for DINOv2 and EfficientNet-Lite0 alike, and a table sets each beside PyTorch's float32 row of the
-same run. Load times: each model's embedder built in fresh processes, on PyTorch, on OpenVINO with an empty
-cache (converts) and on OpenVINO again (reads the cache).
+same run. With them, each pair also times OpenVINO's own compiled 2048x2048 float32 MatMul, and every row gets
+a second ratio against it: the two libraries' GEMM kernels differ (torch.matmul's comes from MKL, which on AMD
+CPUs may not take its AVX-512 path), and a model cannot run closer to the machine than its runtime's own GEMM.
+Load times: each model's embedder built in fresh processes, on PyTorch, on OpenVINO with an empty cache
+(converts) and on OpenVINO again (reads the cache).
 
     python benchmarks/embed_bench.py                       # full run
     python benchmarks/embed_bench.py --quick               # smoke run (tiny model, few settings)
@@ -45,6 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -69,8 +73,10 @@ def gemm_gflops(seconds: float, n: int = 2048) -> float:
     return 2 * n**3 * reps / elapsed / 1e9
 
 
-def openvino_gemm(n: int = 2048) -> Callable[[], object]:
-    """The same 2048x2048 float32 product compiled by OpenVINO as cbir compiles models (cbir.embedders.runtime)."""
+@cache
+def openvino_gemm(n: int, threads: int) -> Callable[[], object]:
+    """The same 2048x2048 float32 product compiled by OpenVINO as cbir compiles models (cbir.embedders.runtime),
+    with `threads` threads (torch's count at the time, as for models)."""
     import openvino as ov
 
     from cbir.embedders import runtime
@@ -88,25 +94,19 @@ def openvino_gemm(n: int = 2048) -> Callable[[], object]:
     return lambda: compiled(x, share_inputs=True)
 
 
-def gemm_references(seconds: float, pairs: int, n: int = 2048) -> dict:
-    """torch.matmul's and OpenVINO's GEMM rates (GFLOP/s), in back-to-back pairs: the two libraries' kernels can
-    differ on a CPU (torch's comes from MKL/oneDNN as shipped in the wheel, OpenVINO's from its own oneDNN JIT)."""
-    run = openvino_gemm(n)
-    torch_rates, ov_rates = [], []
-    for _ in range(pairs):
-        torch_rates.append(gemm_gflops(seconds, n))
+def openvino_gemm_gflops(seconds: float, n: int = 2048) -> float:
+    """OpenVINO's GEMM rate: its own oneDNN kernels, which on some CPUs run far ahead of torch.matmul's BLAS."""
+    run = openvino_gemm(n, torch.get_num_threads())
+    run()
+    reps, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
         run()
-        reps, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds:
-            run()
-            reps += 1
-        ov_rates.append(2 * n**3 * reps / elapsed / 1e9)
-    row = {
-        "torch.matmul GFLOP/s": statistics.median(torch_rates),
-        "OpenVINO MatMul GFLOP/s": statistics.median(ov_rates),
-    }
-    print(f"GEMM {n}x{n} float32: {row}", flush=True)
-    return row
+        reps += 1
+    return 2 * n**3 * reps / elapsed / 1e9
+
+
+# Set by main() when OpenVINO variants run: every pair then also times OpenVINO's GEMM, for every row alike.
+PAIR_OPENVINO_GEMM = {"on": False}
 
 
 def images_per_s(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, seconds: float, warm: bool = True) -> float:
@@ -205,13 +205,16 @@ def _measure(name: str, fn, flops: int, batches: list[int], seconds: float, pair
     rates = {b: images_per_s(fn, torch.randn(b, 3, 224, 224), seconds) for b in batches}
     best = max(rates, key=rates.get)
     x = torch.randn(best, 3, 224, 224)
-    ratios, ips, gemms = [], [], []
+    ratios, ips, gemms, ov_gemms, ov_ratios = [], [], [], [], []
     for _ in range(pairs):
         gemm = gemm_gflops(seconds)
+        ov_gemm = openvino_gemm_gflops(seconds) if PAIR_OPENVINO_GEMM["on"] else float("nan")
         rate = images_per_s(fn, x, seconds, warm=False)  # warmed while choosing the batch size
         gemms.append(gemm)
         ips.append(rate)
         ratios.append(rate * flops / 1e9 / gemm)
+        ov_gemms.append(ov_gemm)
+        ov_ratios.append(rate * flops / 1e9 / ov_gemm)
     row = {
         "variant": name,
         "batch": best,
@@ -219,11 +222,14 @@ def _measure(name: str, fn, flops: int, batches: list[int], seconds: float, pair
         "model GFLOP/s": statistics.median(ips) * flops / 1e9,
         "GEMM GFLOP/s": statistics.median(gemms),
         "ratio": statistics.median(ratios),
+        "OpenVINO GEMM GFLOP/s": statistics.median(ov_gemms),
+        "ratio to OpenVINO GEMM": statistics.median(ov_ratios),
         "by batch": {b: round(r, 2) for b, r in rates.items()},
     }
     print(
         f"{name}: batch {best}, {row['images/s']:.2f} img/s, {row['model GFLOP/s']:.1f} GFLOP/s, "
-        f"GEMM {row['GEMM GFLOP/s']:.1f}, ratio {row['ratio']:.3f}, by batch {row['by batch']}",
+        f"GEMM {row['GEMM GFLOP/s']:.1f}, ratio {row['ratio']:.3f}, OpenVINO GEMM {ov_gemm:.1f}, ratio "
+        f"{row['ratio to OpenVINO GEMM']:.3f}, by batch {row['by batch']}",
         flush=True,
     )
     return row
@@ -470,9 +476,9 @@ def load_times(label: str, model: str, cache: Path) -> list[dict]:
     return rows
 
 
-def runtime_ratios(rows: list[dict], gemm: dict | None) -> list[dict]:
-    """OpenVINO's images/s over PyTorch's float32 row (SDPA for DINOv2, eager for the CNN), per model; and its
-    model GFLOP/s over OpenVINO's own GEMM rate (measured at the start of the run) when there is one."""
+def runtime_ratios(rows: list[dict]) -> list[dict]:
+    """OpenVINO's images/s over PyTorch's float32 row (SDPA for DINOv2, eager for the CNN), per model: as measured,
+    and load-normalised (the ratio of their ratios to the torch.matmul GEMM timed in the same pairs)."""
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
         by = {r["variant"]: r for r in rows if r["model"] == model}
@@ -480,9 +486,8 @@ def runtime_ratios(rows: list[dict], gemm: dict | None) -> list[dict]:
         for variant in (OPENVINO, OPENVINO_BF16):
             if torch_row and variant in by:
                 speed = by[variant]["images/s"] / torch_row["images/s"]
-                own = by[variant]["model GFLOP/s"] / gemm["OpenVINO MatMul GFLOP/s"] if gemm else float("nan")
                 row = {"model": model, "OpenVINO": variant, "PyTorch": torch_row["variant"], "speed-up": speed}
-                out.append(row | {"model GFLOP/s / OpenVINO GEMM": own})
+                out.append(row | {"load-normalised speed-up": by[variant]["ratio"] / torch_row["ratio"]})
     return out
 
 
@@ -580,7 +585,7 @@ def main(argv: list[str] | None = None) -> None:
     rows, agree, policies, notes, loads = [], [], [], [], []
     timed = args.variants + ("," + args.base_variants if "base" in args.sizes.split(",") else "")
     runs_openvino = any(v.startswith("openvino") for v in timed.split(","))
-    gemm = gemm_references(args.seconds, args.pairs) if runs_openvino else None
+    PAIR_OPENVINO_GEMM["on"] = runs_openvino
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["CBIR_CACHE"] = str(Path(tmp) / "cache")  # every conversion of this run, none kept after it
         for size in args.sizes.split(","):
@@ -592,12 +597,13 @@ def main(argv: list[str] | None = None) -> None:
             rows, policies, agree, loads = rows + forward, policies + policy, agree + agreed, loads + loaded
     print(f"\nload average at end {os.getloadavg()}")
     keys = ["model", "variant", "batch", "images/s", "model GFLOP/s", "GEMM GFLOP/s", "ratio"]
+    if PAIR_OPENVINO_GEMM["on"]:
+        keys += ["OpenVINO GEMM GFLOP/s", "ratio to OpenVINO GEMM"]
     print_table("Forward pass vs GEMM (ratio = median over paired runs)", rows, keys)
     for note in notes:
         print(f"skipped: {note}")
-    keys = ["model", "OpenVINO", "PyTorch", "speed-up", "model GFLOP/s / OpenVINO GEMM"]
-    print_table("OpenVINO against PyTorch float32 (images/s ratio, same run)", runtime_ratios(rows, gemm), keys)
-    print_table("2048x2048 float32 GEMM by each library (start of the run)", [gemm] if gemm else [], list(gemm or []))
+    keys = ["model", "OpenVINO", "PyTorch", "speed-up", "load-normalised speed-up"]
+    print_table("OpenVINO against PyTorch float32 (images/s ratio, same run)", runtime_ratios(rows), keys)
     keys = ["model", "load", "runtime", "conversions", "seconds"]
     print_table("Embedder load time, fresh process each (weights + runtime; cached = second process)", loads, keys)
     keys = ["OMP_WAIT_POLICY", "batch", "images/s", "GEMM GFLOP/s", "ratio"]

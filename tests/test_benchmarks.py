@@ -76,3 +76,19 @@ def test_delete_bench_smoke(tmp_path: Path) -> None:
     assert "| half removed, before VACUUM |" in out and "| after VACUUM |" in out
     assert "| after REINDEX CONCURRENTLY |" in out and "removing 750 images" in out
     assert "removing 1,000 of 2,000 images named by a stored evaluation run" in out
+
+
+def test_map_placement_smoke() -> None:
+    # JIT off, as above; a synthetic set only (the stored-map part needs a CBIR_HOME with a fitted map).
+    args = ("--synthetic", "240", "--sample-synthetic", "80", "--n-neighbors", "5")
+    out = run_bench("map_placement.py", *args, NUMBA_DISABLE_JIT="1")
+    assert "| synthetic 384-d, 240 | 240 | 240 | 0 |" in out and "| synthetic 384-d, 240 | 240 | 80 | 160 |" in out
+
+
+def test_dashboard_bench_smoke(tmp_path: Path) -> None:
+    # A real server and Chromium on a small synthetic collection: every row of the report is printed.
+    args = ("--synthetic", "600", "--synthetic-root", str(tmp_path), "--repeats", "1", "--uploads", "2", "-k", "3")
+    out = run_bench("dashboard.py", *args)
+    assert "| images on the map | 600 |" in out
+    for row in ("Map page ready, new session (s", "Box selection -> thumbnails shown", "Map after an upload, first"):
+        assert row in out

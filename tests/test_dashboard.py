@@ -5,17 +5,15 @@ The tiny model is random: these tests check that the pages work, never what the 
 
 from __future__ import annotations
 
-import base64
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 from support import caltech_files
-from support.apptest import labelled, page, submit_sql, texts
+from support.apptest import figures, labelled, page, submit_sql, texts, values
 
 from cbir.analysis import projection
+from cbir.dashboard import charts
 from cbir.indexing.ingest import ingest
 from cbir.storage import db, projections
 
@@ -65,6 +63,11 @@ def test_upload_query_shows_results_and_precision(populated) -> None:
     stored = {str(f) for fs in populated.values() for f in fs}
     assert all(c.split("\n")[-1] in stored for c in captions)  # every hit shows a stored path
     assert at.session_state["last_answer"].image_id is None
+    (curve,) = figures(at)["distances"]["data"]  # each result's distance by rank, its own kind in green
+    assert values(curve["x"]) == [1, 2, 3, 4, 5]
+    assert [f"{d:.4f}" for d in values(curve["y"])] == [c.split(" · ")[1] for c in captions]
+    green = [colour == charts.SAME for colour in curve["marker"]["color"]]
+    assert green == ["elephant" in c.split("\n")[0] for c in captions]
 
 
 def test_upload_of_a_stored_image_knows_its_category_and_leaves_it_out(populated) -> None:
@@ -101,17 +104,6 @@ def test_stored_image_query_with_category_filter(populated) -> None:
     assert not any(label.startswith("precision@") for label in metrics)  # meaningless under a filter
 
 
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def values(field: list | dict) -> list:
-    """A trace's data: plotly sends numpy arrays as base64 typed arrays ({"dtype", "bdata"})."""
-    if isinstance(field, dict):
-        return np.frombuffer(base64.b64decode(field["bdata"]), dtype=field["dtype"]).tolist()
-    return field
-
-
 def test_map_without_a_projection_offers_to_fit_on_request(populated) -> None:
     at = page("map")
     assert "No map yet" in texts(at) and "cbir project" in texts(at)
@@ -119,7 +111,7 @@ def test_map_without_a_projection_offers_to_fit_on_request(populated) -> None:
     assert not figures(at)
     at.button[0].click().run()  # fits here, on request only (auto: 5, 10 and 15 neighbours for 24 images)
     assert not at.exception, [e.value for e in at.exception]
-    main, trust = figures(at)
+    main, trust = figures(at).values()  # the map, then the trustworthiness curve
     assert sum(len(values(t["x"])) for t in main["data"]) == 24 and values(trust["data"][0]["x"]) == [5, 10, 15]
 
 
@@ -131,7 +123,7 @@ def mapped(populated) -> projections.Projection:
 
 def test_map_shows_every_image_coloured_by_category(mapped) -> None:
     at = page("map")
-    main, trust = figures(at)
+    main, trust = figures(at).values()  # the map, then the trustworthiness curve
     assert all(t["type"] == "scattergl" and len(values(t["x"])) == 8 for t in main["data"])
     assert len({t["marker"]["color"] for t in main["data"]}) == 3  # one colour per category
     assert not any("text" in t for t in main["data"])  # no per-point text: hover names the category
@@ -154,7 +146,7 @@ def test_map_highlights_the_latest_query_and_its_neighbours(mapped) -> None:
     hits = at.session_state["last_answer"].hits
     at.switch_page("app_pages/map.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    main = figures(at)[0]
+    main = figures(at)["map"]
     traces = {d["name"]: d for d in main["data"]}
     assert set(traces) == {"airplanes · 8", "elephant · 8", "rhino · 8", "neighbours", "query"}
     assert len(values(traces["neighbours"]["x"])) == len(hits) == 4

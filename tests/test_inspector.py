@@ -5,14 +5,12 @@ phash is a real (weak) model; the tiny DINOv2 is random and only gives the page 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
 from support import caltech_files
-from support.apptest import labelled, page
+from support.apptest import figures, labelled, page
 
 from cbir.analysis.evaluate import evaluate
 from cbir.dashboard.charts import clicked_pair
@@ -88,11 +86,6 @@ def test_compare_two_models(evaluated, tiny_model: str) -> None:
     stored = {(r["category"], m): r[f"map {m}"] for _, r in table.iterrows() for m in "AB"}
     drawn = {(c, m): v for g in groups for m in "AB" for c, v in zip(g["text"], g["xy"[m == "B"]], strict=True)}
     assert drawn == pytest.approx(stored)
-
-
-def figures(at: AppTest) -> dict[str, dict[str, Any]]:
-    """The page's Plotly figures (as sent to the browser) by their widget key."""
-    return {chart.key: json.loads(chart.proto.spec) for chart in at.get("plotly_chart")}
 
 
 def phash_page() -> AppTest:

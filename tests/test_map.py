@@ -7,14 +7,13 @@ the mark logic is also checked on synthetic points of 200,000 images, where a br
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from support import caltech_files
-from support.apptest import labelled, page, texts
+from support.apptest import figures, labelled, page, texts, values
 
 from cbir.analysis import projection
 from cbir.config import DEFAULT_MAP_SAMPLE, settings
@@ -117,12 +116,12 @@ def test_points_come_back_with_category_codes_and_search_finds_paths_and_categor
 
 def test_map_page_lists_every_category_with_counts_and_highlights_matches(mapped) -> None:
     at = page("map")
-    main = figures(at)[0]
+    main = figures(at)["map"]
     assert [t["name"] for t in main["data"]] == ["airplanes · 8", "elephant · 8", "rhino · 8"]
     assert all(t["type"] == "scattergl" and len(values(t["x"])) == 8 for t in main["data"])
     at.text_input(key="map_find").input("eleph").run()
     assert not at.exception, [e.value for e in at.exception]
-    main = figures(at)[0]
+    main = figures(at)["map"]
     assert main["data"][-1]["name"] == "matches 'eleph' · 8" and "8 match 'eleph'" in texts(at)
     assert all(t["marker"]["opacity"] < 0.5 for t in main["data"][:-1])  # the rest dimmed
 
@@ -131,10 +130,10 @@ def test_map_colours_by_top_folder_and_by_duplicate_group(mapped) -> None:
     at = page("map")
     labelled(at.selectbox, "Colour by").set_value("top folder").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert [t["name"] for t in figures(at)[0]["data"]] == ["airplanes · 8", "elephant · 8", "rhino · 8"]
+    assert [t["name"] for t in figures(at)["map"]["data"]] == ["airplanes · 8", "elephant · 8", "rhino · 8"]
     labelled(at.selectbox, "Colour by").set_value("duplicate group").run()
     assert not at.exception, [e.value for e in at.exception]
-    names = [t["name"] for t in figures(at)[0]["data"]]
+    names = [t["name"] for t in figures(at)["map"]["data"]]
     assert names and all(" group " in n or n.startswith("not in a group") for n in names), names
     assert sum(int(n.rsplit("· ", 1)[1]) for n in names) == 24  # every image once
 
@@ -147,7 +146,7 @@ def test_map_places_an_upload_among_its_neighbours_and_colours_by_distance(mappe
     answer = at.session_state["last_answer"]
     at.switch_page("app_pages/map.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    traces = {t["name"]: t for t in figures(at)[0]["data"]}
+    traces = {t["name"]: t for t in figures(at)["map"]["data"]}
     with db.connect() as conn:
         points = projections.points(conn, mapped.id)
     expected = projection.place_by_neighbours(points, answer.hits)
@@ -156,7 +155,7 @@ def test_map_places_an_upload_among_its_neighbours_and_colours_by_distance(mappe
     assert len(values(traces["neighbours"]["x"])) == len(answer.hits) == 10
     labelled(at.selectbox, "Colour by").set_value("distance to the latest query").run()
     assert not at.exception, [e.value for e in at.exception]
-    (scale,) = [t for t in figures(at)[0]["data"] if t["name"].startswith("all images")]
+    (scale,) = [t for t in figures(at)["map"]["data"] if t["name"].startswith("all images")]
     with db.connect() as conn:
         model = resolve_model(conn, None)
         nearest_id = nearest(conn, model, answer.vector, k=1)[0].id
@@ -183,14 +182,3 @@ def test_a_fit_on_a_sample_places_the_other_images_by_their_neighbours(mapped) -
     assert np.allclose(np.column_stack([points.x[others], points.y[others]]), expected, atol=1e-3)
     with db.connect() as conn:
         projection.project(conn, n_neighbors=5, progress=False)  # as the fixture left it
-
-
-def figures(at) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def values(field: list | dict) -> list:
-    """A trace's data: plotly sends numpy arrays as base64 typed arrays ({"dtype", "bdata"})."""
-    if isinstance(field, dict):
-        return np.frombuffer(base64.b64decode(field["bdata"]), dtype=field["dtype"]).tolist()
-    return field

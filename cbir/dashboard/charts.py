@@ -1,5 +1,6 @@
-"""Plotly figures for the dashboard: the map of the collection and the trustworthiness curve; the Inspector's
-confusion chart, per-category bars and two models' per-category mAP against each other.
+"""Plotly figures for the dashboard: the map of the collection and the trustworthiness curve; the Search page's
+distances by rank; the Inspector's confusion chart, per-category bars and two models' per-category mAP against
+each other.
 
 The map draws one WebGL trace (Scattergl) per colour group, so Plotly's own legend lists every category with
 its count and hides (click) or isolates (double-click) it in the browser, with no round trip. A trace carries
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 
 from cbir.storage.evaluations import ConfusionMatrix
+from cbir.storage.neighbours import Hit
 from cbir.storage.projections import MapPoints
 
 PALETTE = px.colors.qualitative.Alphabet + px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
@@ -316,6 +319,36 @@ def trustworthiness_figure(scores: dict[int, float], kept: int) -> go.Figure:
         margin={"l": 0, "r": 0, "t": 10, "b": 0},
         xaxis_title="n_neighbors",
         yaxis_title="trustworthiness",
+        showlegend=False,
+    )
+    return fig
+
+
+SAME, OTHER = "#2ca02c", "#7f7f7f"
+
+
+def distances_figure(hits: Sequence[Hit], category: str | None, height: int = 220) -> go.Figure:
+    """Each result's distance by rank: a jump shows where near copies, or the query's own kind, end. Results in
+    the query's category (when it is known) are green, the others grey."""
+    colour = [SAME if category is not None and h.category == category else OTHER for h in hits]
+    if category is None:
+        colour = [PALETTE[0]] * len(hits)
+    fig = go.Figure(
+        go.Scatter(
+            x=list(range(1, len(hits) + 1)),
+            y=[h.distance for h in hits],
+            mode="lines+markers",
+            line={"color": "#c7c7c7"},
+            marker={"color": colour, "size": 9},
+            customdata=[[h.category or "-", PurePath(h.path).name] for h in hits],
+            hovertemplate="#%{x} · %{y:.4f}<br>%{customdata[0]} · %{customdata[1]}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=height,
+        margin={"l": 0, "r": 0, "t": 10, "b": 0},
+        xaxis={"title": "rank", "dtick": 1 if len(hits) <= 20 else None},
+        yaxis={"title": "distance", "rangemode": "tozero"},
         showlegend=False,
     )
     return fig

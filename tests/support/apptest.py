@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
+from typing import Any
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from support import ROOT
@@ -38,3 +42,15 @@ def submit_sql(at: AppTest, text: str) -> AppTest:
     event = {"id": uuid.uuid4().hex[:8], "type": "submit", "lang": "pgsql", "text": text, "selected": "", "cursor": {}}
     at.session_state["sql_editor"] = event
     return at.run()
+
+
+def figures(at: AppTest) -> dict[str, dict[str, Any]]:
+    """The page's Plotly figures (as sent to the browser) by their widget key, in page order."""
+    return {chart.key: json.loads(chart.proto.spec) for chart in at.get("plotly_chart")}
+
+
+def values(field: list | dict) -> list:
+    """A trace's data: plotly sends numpy arrays as base64 typed arrays ({"dtype", "bdata"})."""
+    if isinstance(field, dict):
+        return np.frombuffer(base64.b64decode(field["bdata"]), dtype=field["dtype"]).tolist()
+    return field

@@ -1,5 +1,9 @@
 """Search: query by upload, by a stored image or by a path (or by a box dragged on the uploaded or stored
-picture); the nearest images as a grid of thumbnails, then heatmaps of why the query and a chosen result match."""
+picture); the nearest images as a grid of thumbnails and their distances by rank, then heatmaps of why the
+query and a chosen result match.
+
+The distances chart is also the session's first Plotly chart, so the browser loads plotly.js here, after
+the results are shown, rather than when the analyst then opens the Map (benchmarks/dashboard.py)."""
 
 import hashlib
 from datetime import date, datetime
@@ -7,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cbir.dashboard import heatmaps, ui
+from cbir.dashboard import charts, heatmaps, ui
 from cbir.retrieval.paths import allowed_path
 from cbir.retrieval.search import lookup, query_picture, stored_picture
 from cbir.storage import collection, metadata
@@ -109,6 +113,9 @@ with ui.connection() as conn:
         [h.id for h in answer.hits],
         {h.id: f"#{n} · {h.distance:.4f} · {h.category or '-'}  \n{h.path}" for n, h in enumerate(answer.hits, 1)},
     )
+st.plotly_chart(
+    charts.distances_figure(answer.hits, answer.category), key="distances", config={"displayModeBar": False}
+)
 
 with st.expander("Why did these match?", expanded=True):
     chosen = st.selectbox(
