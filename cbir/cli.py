@@ -83,9 +83,14 @@ def ingest(
         typer.echo(f"fitted {report.model} on all {report.fitted} stored images; their vectors were replaced")
     for line in report.photo_lines():
         typer.echo(line)
-    if report.skipped:
-        typer.echo(f"skipped {len(report.skipped)} files:")
-        for path, reason in report.skipped:
+    _exit_if_skipped(report.skipped)
+
+
+def _exit_if_skipped(skipped: list[tuple[str, str]]) -> None:
+    """List the files a run skipped, each with its reason, and end with exit code 3 when there were any."""
+    if skipped:
+        typer.echo(f"skipped {len(skipped)} files:")
+        for path, reason in skipped:
             typer.echo(f"  {path}: {reason}")
         raise typer.Exit(EXIT_SKIPPED)
 
@@ -125,11 +130,7 @@ def sync(
             typer.echo(f"  {path}: {reason}")
     if dry_run:
         typer.echo("nothing was changed (--dry-run)")
-    if r.skipped:
-        typer.echo(f"skipped {len(r.skipped)} files:")
-        for path, reason in r.skipped:
-            typer.echo(f"  {path}: {reason}")
-        raise typer.Exit(EXIT_SKIPPED)
+    _exit_if_skipped(r.skipped)
 
 
 @app.command()

@@ -90,5 +90,5 @@ def test_dashboard_bench_smoke(tmp_path: Path) -> None:
     args = ("--synthetic", "600", "--synthetic-root", str(tmp_path), "--repeats", "1", "--uploads", "2", "-k", "3")
     out = run_bench("dashboard.py", *args)
     assert "| images on the map | 600 |" in out
-    for row in ("Map page ready, new session (s", "Box selection -> thumbnails shown", "Map after an upload, first"):
+    for row in ("Map page ready, new session (s", "Box selection -> thumbnails shown", "Map after an upload, first in"):
         assert row in out

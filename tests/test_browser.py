@@ -73,7 +73,7 @@ def test_map_box_selection_shows_thumbnails(server: str, browser_page) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_role(
         "link", name="Map"
     ).click()  # same session: query highlighted
-    plot = page.locator(".js-plotly-plot").first
+    plot = page.locator(".st-key-map .js-plotly-plot")  # not the Search page's distances chart
     plot.wait_for()
     page.get_by_text("The red star is the latest query").wait_for()
     drag = plot.locator(".nsewdrag").first
