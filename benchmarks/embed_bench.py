@@ -105,10 +105,6 @@ def openvino_gemm_gflops(seconds: float, n: int = 2048) -> float:
     return 2 * n**3 * reps / elapsed / 1e9
 
 
-# Set by main() when OpenVINO variants run: every pair then also times OpenVINO's GEMM, for every row alike.
-PAIR_OPENVINO_GEMM = {"on": False}
-
-
 def images_per_s(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, seconds: float, warm: bool = True) -> float:
     if warm:
         fn(batch)  # warm-up (first call allocates, compiles or plans)
@@ -188,27 +184,28 @@ def onnx_runner(model: torch.nn.Module, workdir: Path) -> Callable[[torch.Tensor
     return lambda batch: session.run(None, {"pixel_values": batch.numpy()})[0]
 
 
-def measure(name: str, fn, flops: int, batches: list[int], seconds: float, pairs: int, threads: int) -> dict:
-    """Best batch size by images/s, then `pairs` (GEMM, model) pairs at that batch size for the ratio.
+def measure(args: argparse.Namespace, name: str, fn, flops: int, batches: list[int], threads: int) -> dict:
+    """Best batch size by images/s, then `args.pairs` (GEMM, model) pairs at that batch size for the ratio.
 
-    Both sides of each pair run with the same number of threads.
+    Both sides of each pair run with the same number of threads. With `args.openvino_gemm` (set by main() when
+    OpenVINO variants run) every pair also times OpenVINO's GEMM, for every row alike.
     """
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads)
     try:
-        return _measure(name, fn, flops, batches, seconds, pairs)
+        return _measure(name, fn, flops, batches, args.seconds, args.pairs, args.openvino_gemm)
     finally:
         torch.set_num_threads(default_threads)
 
 
-def _measure(name: str, fn, flops: int, batches: list[int], seconds: float, pairs: int) -> dict:
+def _measure(name: str, fn, flops: int, batches: list[int], seconds: float, pairs: int, with_ov: bool) -> dict:
     rates = {b: images_per_s(fn, torch.randn(b, 3, 224, 224), seconds) for b in batches}
     best = max(rates, key=rates.get)
     x = torch.randn(best, 3, 224, 224)
     ratios, ips, gemms, ov_gemms, ov_ratios = [], [], [], [], []
     for _ in range(pairs):
         gemm = gemm_gflops(seconds)
-        ov_gemm = openvino_gemm_gflops(seconds) if PAIR_OPENVINO_GEMM["on"] else float("nan")
+        ov_gemm = openvino_gemm_gflops(seconds) if with_ov else float("nan")
         rate = images_per_s(fn, x, seconds, warm=False)  # warmed while choosing the batch size
         gemms.append(gemm)
         ips.append(rate)
@@ -228,8 +225,9 @@ def _measure(name: str, fn, flops: int, batches: list[int], seconds: float, pair
     }
     print(
         f"{name}: batch {best}, {row['images/s']:.2f} img/s, {row['model GFLOP/s']:.1f} GFLOP/s, "
-        f"GEMM {row['GEMM GFLOP/s']:.1f}, ratio {row['ratio']:.3f}, OpenVINO GEMM {ov_gemm:.1f}, ratio "
-        f"{row['ratio to OpenVINO GEMM']:.3f}, by batch {row['by batch']}",
+        f"GEMM {row['GEMM GFLOP/s']:.1f}, ratio {row['ratio']:.3f}, "
+        f"OpenVINO GEMM {row['OpenVINO GEMM GFLOP/s']:.1f}, ratio {row['ratio to OpenVINO GEMM']:.3f}, "
+        f"by batch {row['by batch']}",
         flush=True,
     )
     return row
@@ -516,7 +514,7 @@ def dinov2_rows(size: str, args: argparse.Namespace, batches: list[int], tmp: Pa
         if fn is None:
             print(f"{name}: not available", flush=True)
             continue
-        row = measure(name, fn, flops, batches, args.seconds, args.pairs, threads)
+        row = measure(args, name, fn, flops, batches, threads)
         rows.append({"model": f"dinov2-{size}", **row})
     if size != "base":
         if args.policies:
@@ -549,7 +547,7 @@ def efficientnet_rows(args: argparse.Namespace, batches: list[int], tmp: Path) -
         if fn is None:
             print(f"{name}: not available", flush=True)
             continue
-        rows.append({"model": EFFICIENTNET, **measure(name, fn, flops, batches, args.seconds, args.pairs, threads)})
+        rows.append({"model": EFFICIENTNET, **measure(args, name, fn, flops, batches, threads)})
     return rows, loads, notes
 
 
@@ -584,8 +582,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()}")
     rows, agree, policies, notes, loads = [], [], [], [], []
     timed = args.variants + ("," + args.base_variants if "base" in args.sizes.split(",") else "")
-    runs_openvino = any(v.startswith("openvino") for v in timed.split(","))
-    PAIR_OPENVINO_GEMM["on"] = runs_openvino
+    args.openvino_gemm = any(v.startswith("openvino") for v in timed.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["CBIR_CACHE"] = str(Path(tmp) / "cache")  # every conversion of this run, none kept after it
         for size in args.sizes.split(","):
@@ -597,7 +594,7 @@ def main(argv: list[str] | None = None) -> None:
             rows, policies, agree, loads = rows + forward, policies + policy, agree + agreed, loads + loaded
     print(f"\nload average at end {os.getloadavg()}")
     keys = ["model", "variant", "batch", "images/s", "model GFLOP/s", "GEMM GFLOP/s", "ratio"]
-    if PAIR_OPENVINO_GEMM["on"]:
+    if args.openvino_gemm:
         keys += ["OpenVINO GEMM GFLOP/s", "ratio to OpenVINO GEMM"]
     print_table("Forward pass vs GEMM (ratio = median over paired runs)", rows, keys)
     for note in notes:

@@ -330,9 +330,7 @@ SAME, OTHER = "#2ca02c", "#7f7f7f"
 def distances_figure(hits: Sequence[Hit], category: str | None, height: int = 220) -> go.Figure:
     """Each result's distance by rank: a jump shows where near copies, or the query's own kind, end. Results in
     the query's category (when it is known) are green, the others grey."""
-    colour = [SAME if category is not None and h.category == category else OTHER for h in hits]
-    if category is None:
-        colour = [PALETTE[0]] * len(hits)
+    colour = [PALETTE[0]] * len(hits) if category is None else [SAME if h.category == category else OTHER for h in hits]
     fig = go.Figure(
         go.Scatter(
             x=list(range(1, len(hits) + 1)),
