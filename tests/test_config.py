@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from support import run_cli
+from support import cli_setting_error
 
 from cbir.config import DEFAULT_EF_SEARCH, settings
 from cbir.errors import CbirError, ConfigError
@@ -43,9 +41,5 @@ def test_defaults_and_good_values() -> None:
 
 def test_the_cli_prints_a_bad_setting_as_one_line(tmp_path) -> None:
     """Read when used, not at import: the error comes from the command, as one line, exit code 2."""
-    image = tmp_path / "x.jpg"
-    image.write_bytes(b"not read")
-    env = os.environ | {"CBIR_MAX_BYTES": "huge", "CBIR_HOME": str(tmp_path)}
-    proc = run_cli("ingest", str(image), "--model", "phash", env=env)
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == "cbir: error: CBIR_MAX_BYTES must be a positive whole number of bytes, got 'huge'"
+    message = cli_setting_error(tmp_path, "CBIR_MAX_BYTES", "huge")
+    assert message == "cbir: error: CBIR_MAX_BYTES must be a positive whole number of bytes, got 'huge'"

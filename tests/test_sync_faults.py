@@ -62,20 +62,29 @@ def state() -> dict[str, set]:
     }
 
 
-def change_tree(root: Path) -> None:
-    """Delete 40, move 40 to other folders, rename 20 and add 100 new photos (real Caltech-101 files)."""
+def change_tree(
+    root: Path,
+    deleted: int = 40,
+    moved: int = 40,
+    renamed: int = 20,
+    added: dict[str, int] | None = None,
+    lamps: int = 8,
+) -> None:
+    """Delete emu photos, move bass photos into beaver, rename crab photos, add new folders of photos (`added`:
+    folder -> count) and lamp photos into crab (real Caltech-101 files). The default: delete 40, move 40,
+    rename 20 and add 100 new photos."""
     emu, bass, crab = (sorted((root / c).iterdir()) for c in ("emu", "bass", "crab"))
-    for path in emu[:40]:
+    for path in emu[:deleted]:
         path.unlink()
-    for path in bass[:40]:
+    for path in bass[:moved]:
         path.rename(root / "beaver" / f"from_bass_{path.name}")
-    for path in crab[:20]:
+    for path in crab[:renamed]:
         path.rename(path.with_name(f"renamed_{path.name}"))
-    for category in ("ant", "cup"):
+    for category, n in (added if added is not None else {"ant": 42, "cup": 50}).items():
         (root / category).mkdir()
-        for src in caltech_files(category, 50 if category == "cup" else 42):
+        for src in caltech_files(category, n):
             shutil.copy(src, root / category / src.name)
-    for src in caltech_files("lamp", 8):
+    for src in caltech_files("lamp", lamps):
         shutil.copy(src, root / "crab" / f"lamp_{src.name}")
 
 
@@ -159,7 +168,7 @@ def test_a_sync_waits_for_one_in_progress(fresh_home: Path, tmp_path: Path) -> N
 def test_two_syncs_at_once(fresh_home: Path, tmp_path: Path) -> None:
     root = make_subset(tmp_path / "photos", {"emu": 20, "bass": 20, "beaver": 20, "crab": 20})
     run_cli("ingest", str(root), "--model", MODEL, check=True)
-    change_tree_small(root)
+    change_tree(root, deleted=5, moved=5, renamed=4, added={"ant": 6}, lamps=0)  # add 6
     procs = [
         subprocess.Popen(sync_cmd(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
@@ -172,17 +181,3 @@ def test_two_syncs_at_once(fresh_home: Path, tmp_path: Path) -> None:
     ]
     after = state()
     assert {p for p, _ in after["paths"]} == {display_path(p) for p in root.rglob("*") if p.is_file()}
-
-
-def change_tree_small(root: Path) -> None:
-    """Delete 5, move 5 to another folder, rename 4, add 6."""
-    emu, bass, crab = (sorted((root / c).iterdir()) for c in ("emu", "bass", "crab"))
-    for path in emu[:5]:
-        path.unlink()
-    for path in bass[:5]:
-        path.rename(root / "beaver" / f"from_bass_{path.name}")
-    for path in crab[:4]:
-        path.rename(path.with_name(f"renamed_{path.name}"))
-    (root / "ant").mkdir()
-    for src in caltech_files("ant", 6):
-        shutil.copy(src, root / "ant" / src.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -35,3 +36,14 @@ def run_cli(*args: str, check: bool = False, timeout: float = 300, **kwargs) -> 
     if check and proc.returncode != 0:
         raise AssertionError(f"cbir {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def cli_setting_error(tmp_path: Path, name: str, value: str) -> str:
+    """What `cbir ingest` prints when the setting `name` is `value`, after checking it exits with code 2.
+
+    Settings are read when used, not at import: the error comes from the command, before any file is read."""
+    image = tmp_path / "x.jpg"
+    image.write_bytes(b"not read")
+    proc = run_cli("ingest", str(image), "--model", "phash", env=os.environ | {name: value, "CBIR_HOME": str(tmp_path)})
+    assert proc.returncode == 2, proc.stderr
+    return proc.stderr.strip()
