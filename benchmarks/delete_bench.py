@@ -322,9 +322,9 @@ def main(argv: list[str] | None = None) -> None:
         cascade = cascade_cost(conn, args.cascade_size) if args.cascade_size else None
     finally:
         conn.close()
-        from cbir.storage import db
+        from cbir.storage import embedded
 
-        db.stop_embedded()
+        embedded.stop()
     print_table(states, args.size, build_s, remove_s)
     if cascade:
         with_idx, without = cascade

@@ -556,9 +556,9 @@ def db_status(
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded Postgres server (it otherwise keeps running between commands)."""
-    from cbir.storage import db
+    from cbir.storage import embedded
 
-    typer.echo("stopped" if db.stop_embedded() else "not running")
+    typer.echo("stopped" if embedded.stop() else "not running")
 
 
 @users_app.command("add")
@@ -619,7 +619,8 @@ def main() -> None:
         print(f"cbir: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except psycopg.OperationalError as exc:  # the server went away mid-command: whole transactions only were kept
-        from cbir.storage.db import describe_location, first_line
+        from cbir.errors import first_line
+        from cbir.storage.db import describe_location
 
         print(
             f"cbir: error: lost the connection to {describe_location()} ({first_line(exc)}); "

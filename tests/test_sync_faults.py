@@ -21,7 +21,7 @@ from pathlib import Path
 from support import caltech_files, make_subset, run_cli
 
 from cbir.indexing.ingest import display_path
-from cbir.storage import db, maintenance
+from cbir.storage import db, embedded, maintenance
 
 MODEL = "phash"
 SMALL = ("--batch-size", "2", "--change-batch", "3")
@@ -127,7 +127,7 @@ def test_kill_9_during_a_large_sync_then_rerun_ends_as_an_uninterrupted_sync(fre
     with home(other) as env:
         run_cli("sync", str(root), check=True, env=env)
         expected = state()
-        db.stop_embedded()
+        embedded.stop()
     with db.connect() as conn:
         g0 = maintenance.generation(conn)
     env = dict(os.environ)
