@@ -145,8 +145,8 @@ def remove(
     Image files on disk are never touched. Exit code 2 when no path given is in the collection.
     """
     from cbir.errors import BadArgument
-    from cbir.indexing.sync import plan_removal
-    from cbir.indexing.sync import remove as run_remove
+    from cbir.indexing.remove import plan_removal
+    from cbir.indexing.remove import remove as run_remove
 
     found = plan_removal(paths)
     for path in found.unmatched:
@@ -186,7 +186,7 @@ def relabel(
 ) -> None:
     """Recompute every image's category from its current paths (ties: the alphabetically first folder)."""
     from cbir.errors import BadArgument
-    from cbir.indexing.sync import relabel as run_relabel
+    from cbir.indexing.remove import relabel as run_relabel
 
     if not from_folders:
         raise BadArgument("relabel needs --from-folders (categories come from folders; there is no other source)")

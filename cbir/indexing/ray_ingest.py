@@ -43,9 +43,9 @@ from tqdm import tqdm
 
 from cbir.embedders import get_embedder
 from cbir.errors import BadArgument, CbirError, ClusterError, first_line
+from cbir.indexing.categories import category_of
 from cbir.indexing.ingest import (
     IngestReport,
-    category_of,
     discover,
     display_path,
     encode_chunk,

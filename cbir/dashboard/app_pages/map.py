@@ -7,7 +7,7 @@ import streamlit as st
 from cbir.analysis import projection
 from cbir.dashboard import charts, map_marks, ui
 from cbir.errors import CbirError
-from cbir.storage import collection, maintenance, projections
+from cbir.storage import collection, projections, staleness
 
 MAX_SHOWN = 60
 VIEW_KEY = "map_view"  # session_state: {(model, map id, version): (x0, x1, y0, y1)} after "Zoom to the selection"
@@ -23,8 +23,8 @@ model = ui.pick_model(models, default)
 
 with ui.connection() as conn:
     current = projections.latest(conn, model)
-    stale = maintenance.stale_map(conn, current.id) if current else None
-    generation = maintenance.generation(conn)
+    stale = staleness.stale_map(conn, current.id) if current else None
+    generation = staleness.generation(conn)
 if current is None:
     st.info(f"No map yet for {model}. Run `cbir project --model {model}` in a terminal, or fit it here.")
     if st.button("Fit the map now (UMAP; can take minutes)"):
