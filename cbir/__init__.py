@@ -23,8 +23,8 @@ __version__ = "0.1.0"
 _API = {
     "ingest": "cbir.indexing.ingest",
     "sync": "cbir.indexing.sync",
-    "remove": "cbir.indexing.sync",
-    "relabel": "cbir.indexing.sync",
+    "remove": "cbir.indexing.remove",
+    "relabel": "cbir.indexing.remove",
     "search": "cbir.retrieval.search",
     "lookup": "cbir.retrieval.search",
     "evaluate": "cbir.analysis.evaluate",

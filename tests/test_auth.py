@@ -92,7 +92,7 @@ def test_the_sql_console_cannot_read_the_hashes_even_if_granted_by_mistake(cbir_
         for query in ("SELECT * FROM cbir_private.dashboard_users", "SELECT password_hash FROM dashboard_users"):
             with pytest.raises(CbirError, match="permission denied|does not exist"):
                 run_readonly(query)
-        assert run_readonly("SELECT count(*) FROM ingest_roots").columns == ["count"]  # its paths are no secret
+        assert run_readonly("SELECT count(*) FROM collection_roots").columns == ["count"]  # its paths are no secret
         with db.connect() as conn:  # a later migration granting too much: row-level security still hides every row
             conn.execute("GRANT USAGE ON SCHEMA cbir_private TO cbir_reader")
             conn.execute("GRANT SELECT ON cbir_private.dashboard_users TO cbir_reader")

@@ -91,3 +91,45 @@ def test_sql_lives_in_the_storage_layer() -> None:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "execute":
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def dotted(node: ast.expr) -> str | None:
+    """`a.b.c` as text; None for anything that is not a chain of names."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and (base := dotted(node.value)) is not None:
+        return f"{base}.{node.attr}"
+    return None
+
+
+def private_uses(path: Path, known: set[str]) -> list[str]:
+    """Another cbir module's private names that this file uses: `from cbir.x import _y`, or `x._y` on a module."""
+    name, tree = module_name(path), ast.parse(path.read_text())
+    bound: dict[str, str] = {}  # local name -> the cbir module or name it stands for
+    uses = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            bound |= {a.asname: a.name for a in node.names if a.asname and a.name.startswith("cbir")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cbir"):
+            for a in node.names:
+                bound[a.asname or a.name] = f"{node.module}.{a.name}"
+                if is_private(a.name) and node.module != name:
+                    uses.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}.{a.name}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and is_private(node.attr) and (chain := dotted(node.value)):
+            head, _, rest = chain.partition(".")
+            module = ".".join(filter(None, [bound.get(head, head), rest]))
+            if module in known and module != name:
+                uses.append(f"{path.relative_to(ROOT)}:{node.lineno} uses {module}.{node.attr}")
+    return uses
+
+
+def test_no_module_uses_another_modules_private_names() -> None:
+    """A leading underscore means "this module's own": another module reaching for it couples the two silently."""
+    known = set(imports())
+    uses = [u for path in sorted((ROOT / "cbir").rglob("*.py")) for u in private_uses(path, known)]
+    assert not uses, "\n".join(uses)

@@ -14,6 +14,7 @@ from support.apptest import labelled, page, texts
 
 from cbir.errors import PathRefused
 from cbir.indexing.ingest import ingest
+from cbir.indexing.sync import check_folders
 from cbir.retrieval.paths import allowed_path
 from cbir.storage import db, roots
 
@@ -84,18 +85,46 @@ def test_search_page_refuses_in_one_line_and_searches_inside(photos: Path) -> No
     assert not at.exception and not at.error and "#1 ·" in texts(at)
 
 
+# collection_roots as migration 060 made it, before 090 merged ingest_roots into it
+OLD_COLLECTION_ROOTS = (
+    "CREATE TABLE collection_roots (path text PRIMARY KEY,"
+    " first_used timestamptz NOT NULL DEFAULT now(), last_used timestamptz NOT NULL DEFAULT now())"
+)
+
+
 def test_collections_ingested_before_roots_were_recorded_get_their_folders(photos: Path) -> None:
-    """Migration 050 on an existing collection: every stored path, not the folders around them."""
+    """Migrations 050 and 090 on an existing collection: every stored path, not the folders around them."""
     with db.connect() as conn:
-        conn.execute("DROP TABLE ingest_roots")
+        conn.execute("DROP TABLE collection_roots")
+        conn.execute(OLD_COLLECTION_ROOTS)
         conn.execute("DROP SCHEMA cbir_private CASCADE")
-        conn.execute("DELETE FROM schema_migrations WHERE version = 50")
-    with db.connect() as conn:  # applies 050 again, as on a database from before it
+        conn.execute("DELETE FROM schema_migrations WHERE version IN (50, 90)")
+    with db.connect() as conn:  # applies 050 and 090 again, as on a database from before them
         derived = roots.roots(conn)
         stored = sorted(str(p) for p in [*photos.glob("*/*.jpg"), photos.parent / "loose" / "lone.jpg"])
-        assert derived == stored
+        assert [r.resolved for r in derived] == [r.path for r in derived] == stored
+        assert not any(r.folder for r in derived)  # each a stored image's own path: a file
         assert allowed_path(conn, stored[0]) == Path(stored[0])
         with pytest.raises(PathRefused):
             allowed_path(conn, str(photos / "rhino" / "not-stored.jpg"))
         ingest([photos], "phash", progress=False)  # re-run: nothing to embed, the folder is a root again
-        assert str(photos) in roots.roots(conn)
+        assert roots.Root(str(photos), str(photos), True) in roots.roots(conn)
+
+
+def test_one_roots_table_holds_the_rows_of_both_old_ones(photos: Path) -> None:
+    """Migration 090: a folder in both old tables becomes one row; a file given alone keeps its allow-list entry."""
+    lone = photos.parent / "loose" / "lone.jpg"
+    with db.connect() as conn:
+        conn.execute("DROP TABLE collection_roots")
+        conn.execute(OLD_COLLECTION_ROOTS)
+        conn.execute("CREATE TABLE ingest_roots (path text PRIMARY KEY, added_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute("INSERT INTO collection_roots (path) VALUES (%s)", (str(photos),))
+        conn.execute("INSERT INTO ingest_roots (path) VALUES (%s), (%s)", (str(photos), str(lone)))
+        conn.execute("DELETE FROM schema_migrations WHERE version = 90")
+    with db.connect() as conn:
+        folder, alone = roots.Root(str(photos), str(photos), True), roots.Root(str(lone), str(lone), False)
+        assert roots.roots(conn) == [alone, folder]
+        assert conn.execute("SELECT to_regclass('ingest_roots')").fetchone() == (None,)
+        assert allowed_path(conn, str(lone)) == lone
+        refused(photos.parent / "loose" / "sibling.jpg", "outside the folders")
+    assert [c.folder for c in check_folders() if c.recorded] == [str(photos)]

@@ -269,7 +269,7 @@ def test_removing_everything_asks_twice_or_needs_yes_all(fresh_home: Path, tmp_p
     ingest([root], MODEL, progress=False)
     assert "removed 6 images and 6 paths" in run_cli("remove", "/", "--yes", "--all", check=True).stdout
     with db.connect() as conn:
-        assert path_changes.image_count(conn) == 0 and roots.collection_roots(conn) == []
+        assert path_changes.image_count(conn) == 0 and roots.roots(conn) == []
 
 
 def test_sync_follows_files_whose_bytes_changed_in_place(fresh_home: Path, tmp_path: Path) -> None:

@@ -1,6 +1,14 @@
 """Models, by name: a built-in method, or any Hugging Face Hub id or local model directory.
 
 Every model implements the one `Embedder` interface (base.py); `get_embedder(name)` is the entry point.
+
+- base: the `Embedder` interface every model implements
+- efficientnet_lite: EfficientNet-Lite0 (ImageNet-trained), the built-in genuine model
+- hf: Hugging Face vision backbones (DINOv2 by default) through AutoModel
+- phash: a 64-bit perceptual hash, the classic near-duplicate fingerprint
+- pixels_umap: greyscale pixels reduced with UMAP (the second seed's copy finder)
+- random_model: a randomly initialised DINOv2 saved for tests and benchmarks
+- runtime: OpenVINO for vector models' forward pass on the CPU (PyTorch the fallback)
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ class _Chunk:
 
 def display_path(path: Path) -> str:
     """An absolute path as text Postgres accepts, even for file names that are not valid UTF-8."""
-    return os.fsencode(os.path.abspath(path)).decode("utf-8", "backslashreplace")
+    return roots.as_text(os.path.abspath(path))
 
 
 def discover(paths: Iterable[str | Path], on_error: Callable[[OSError], None] | None = None) -> Iterator[Path]:
@@ -208,7 +208,6 @@ def start_run(conn: psycopg.Connection, embedder: Embedder, paths: list[str | Pa
     Shared by the local ingest and the Ray ingest (cbir.indexing.ray_ingest), so both keep the same records.
     """
     model_row = ensure_model(conn, embedder.name, embedder.kind, embedder.dim, embedder.metric, embedder.info())
-    roots.record_collection_roots(conn, [display_path(Path(p)) for p in paths if Path(p).is_dir()])
     roots.record_roots(conn, paths)
     return model_row, collection.embedded_sha256s(conn, model_row, staged=embedder.fitted_on_collection)
 

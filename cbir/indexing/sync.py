@@ -240,7 +240,7 @@ def sync(
             report.relabelled, report.removed = _preview(conn, roots, plan, relabel=label == "folder")
             report.added = len(plan.new_bytes)
             return report
-        root_store.record_collection_roots(conn, [r for r, f in zip(roots, folders, strict=True) if f.is_dir()])
+        root_store.record_roots(conn, folders)
         settle = settler(relabel=label == "folder")
         done = _write_paths(conn, plan, settle, change_batch, progress)
         if plan.new_bytes:
@@ -295,7 +295,7 @@ def _groups(paths: list[str], roots: list[str]) -> dict[tuple[str, bool], list[s
 def check_folders(conn: psycopg.Connection | None = None) -> list[FolderCheck]:
     """Per folder: stored paths and how many are gone from disk (walks each folder once; reads no file)."""
     with db.connection(conn) as conn:
-        paths, roots = path_changes.all_paths(conn), root_store.collection_roots(conn)
+        paths, roots = path_changes.all_paths(conn), [r.path for r in root_store.roots(conn) if r.folder]
     checks = []
     for (folder, recorded), stored in sorted(_groups(paths, roots).items()):
         available = Path(folder).is_dir()

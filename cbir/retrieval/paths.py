@@ -31,7 +31,7 @@ def allowed_path(conn: psycopg.Connection, path: str) -> Path:
         raise PathRefused(f"refused: {path} has '..' segments; give the path without them")
     real = os.path.realpath(path)
     text = roots.resolved_text(real)
-    if not any(_under(text, root) for root in roots.roots(conn)):
+    if not any(_under(text, root.resolved) for root in roots.roots(conn)):
         raise PathRefused(f"refused: {path} is outside the folders given to cbir ingest")
     return Path(real)
 

@@ -25,10 +25,10 @@ from psycopg import sql
 from cbir.errors import BadArgument, DatabaseUnavailable, first_line
 from cbir.storage import db
 from cbir.storage.models import (
-    _INDEX_LOCK_KEY,
     BIT,
     BIT_RERANK,
     HALFVEC,
+    INDEX_LOCK_KEY,
     INDEX_TYPES,
     IndexChoice,
     Model,
@@ -163,14 +163,14 @@ def _swap(conn: psycopg.Connection, model: Model) -> None:
     Holds the lock that ensure_model takes, so a concurrent ingest never recreates the old index in between.
     """
     canonical, building = index_name(model), index_name(model, building=True)
-    conn.execute("SELECT pg_advisory_lock(%s)", (_INDEX_LOCK_KEY,))
+    conn.execute("SELECT pg_advisory_lock(%s)", (INDEX_LOCK_KEY,))
     try:
         update_model_info(conn, model, {"index": dataclasses.asdict(model.index_choice)})
         conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(canonical)))
         conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(building), sql.Identifier(canonical)))
     finally:
         with contextlib.suppress(psycopg.Error):
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_INDEX_LOCK_KEY,))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (INDEX_LOCK_KEY,))
 
 
 def statuses(conn: psycopg.Connection) -> list[IndexFacts]:

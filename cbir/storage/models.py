@@ -24,7 +24,7 @@ from cbir.distances import COSINE, HAMMING, L2, metric_for
 from cbir.embedders import canonical_name
 from cbir.errors import ModelMismatch, ModelNotFound
 
-_INDEX_LOCK_KEY = 0x63626973  # serialises per-model index creation across processes
+INDEX_LOCK_KEY = 0x63626973  # serialises per-model index creation across processes
 # pgvector's distance operator and HNSW operator class for each metric (cbir.distances names them).
 _OPERATORS = {COSINE: ("<=>", "vector_cosine_ops"), L2: ("<->", "vector_l2_ops"), HAMMING: ("<~>", "bit_hamming_ops")}
 
@@ -166,7 +166,7 @@ def resolve_model(conn: psycopg.Connection, name: str | None) -> Model:
 def ensure_model(conn: psycopg.Connection, name: str, kind: str, dim: int, metric: str, info: dict[str, Any]) -> Model:
     """Register a model and its HNSW index (idempotent, safe from concurrent processes)."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (INDEX_LOCK_KEY,))
         conn.execute(
             "INSERT INTO models (name, kind, dim, info) VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
             (name, kind, dim, json.dumps(info | {"metric": metric})),

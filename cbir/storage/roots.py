@@ -1,7 +1,9 @@
-"""The files and folders given to `cbir ingest` (`ingest_roots`, migrations/050_users.sql), stored resolved.
+"""The files and folders given to `cbir ingest` and `cbir sync` (`collection_roots`, migrations/090_*.sql).
 
-The dashboard's query-by-path reads files under these only (cbir.retrieval.paths), so a login to the dashboard
-is not a way to read the rest of the server's files.
+Each is kept in two spellings: as given (absolute, as image_paths stores the paths under it: the Home page's
+check for files gone groups by it) and resolved (symlinks followed: the dashboard's query-by-path reads files
+under these only, cbir.retrieval.paths, so a login to the dashboard is not a way to read the rest of the
+server's files).
 """
 
 from __future__ import annotations
@@ -9,43 +11,48 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 
 
+class Root(NamedTuple):
+    """One recorded root."""
+
+    path: str  # absolute, as given (what image_paths holds under it)
+    resolved: str  # symlinks and `..` resolved (what query paths are checked against)
+    folder: bool  # else a file given on its own
+
+
+def as_text(path: str | Path) -> str:
+    """Path text Postgres accepts, even for file names that are not valid UTF-8 (undecodable bytes as \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def resolved_text(path: str | Path) -> str:
-    """The absolute path with every symlink and `..` resolved, as text Postgres accepts (undecodable bytes as \\xNN)."""
-    return os.fsencode(os.path.realpath(path)).decode("utf-8", "backslashreplace")
+    """The absolute path with every symlink and `..` resolved, as text Postgres accepts."""
+    return as_text(os.path.realpath(path))
 
 
 def record_roots(conn: psycopg.Connection, paths: Iterable[str | Path]) -> None:
-    """Remember where an ingest looked (resolved), once each."""
+    """Remember where an ingest or sync looked (as given and resolved), once each; a repeat updates last_used."""
+    rows = [(as_text(os.path.abspath(p)), resolved_text(p), os.path.isdir(p)) for p in paths]
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO ingest_roots (path) VALUES (%s) ON CONFLICT DO NOTHING", [(resolved_text(p),) for p in paths]
+            "INSERT INTO collection_roots (path, resolved, folder) VALUES (%s, %s, %s)"
+            " ON CONFLICT (path, resolved) DO UPDATE SET folder = EXCLUDED.folder, last_used = now()",
+            rows,
         )
 
 
-def roots(conn: psycopg.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT path FROM ingest_roots ORDER BY path")]
-
-
-def record_collection_roots(conn: psycopg.Connection, roots: Sequence[str]) -> None:
-    """Remember folders given to ingest or sync (for the Home page's check for files that are gone)."""
-    if roots:
-        conn.execute(
-            "INSERT INTO collection_roots (path) SELECT DISTINCT unnest(%s::text[])"
-            " ON CONFLICT (path) DO UPDATE SET last_used = now()",
-            (list(roots),),
-        )
-
-
-def collection_roots(conn: psycopg.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT path FROM collection_roots ORDER BY path")]
+def roots(conn: psycopg.Connection) -> list[Root]:
+    """Every recorded root, by path."""
+    rows = conn.execute("SELECT path, resolved, folder FROM collection_roots ORDER BY path, resolved")
+    return [Root(*r) for r in rows]
 
 
 def forget_roots(conn: psycopg.Connection, prefixes: Sequence[str]) -> None:
-    """Forget recorded folders at or under removed prefixes."""
+    """Forget recorded roots at or under removed prefixes (spelled as given)."""
     conn.execute(
         "DELETE FROM collection_roots r WHERE EXISTS (SELECT 1 FROM unnest(%s::text[]) p"
         " WHERE r.path = p OR starts_with(r.path, rtrim(p, '/') || '/'))",
