@@ -1,7 +1,7 @@
 # Everything runs inside .venv, created on first use.
 PY := .venv/bin/python
 
-.PHONY: setup test lint
+.PHONY: setup test test-fast lint
 
 setup: .venv/.installed
 
@@ -21,6 +21,10 @@ UV_FLAGS := $(addprefix --find-links ,$(PIP_FIND_LINKS)) $(addprefix --extra-ind
 # The test command (CI runs exactly this). HF_HUB_OFFLINE: nothing waits on the network.
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+# While developing: everything but the tests marked slow (browsers, servers, Ray, benchmark smoke runs).
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

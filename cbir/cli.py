@@ -418,24 +418,21 @@ def serve(
     import threading
 
     from cbir.auth.policy import is_loopback
-    from cbir.dashboard import app as dashboard_app
-    from cbir.dashboard import login
+    from cbir.auth.secrets import login_configured
+    from cbir.dashboard.launch import streamlit_command
     from cbir.errors import BadArgument
+    from cbir.storage import db
 
-    if not is_loopback(host) and not login.configured():
-        raise BadArgument(
-            f"--host {host} would expose the dashboard without a login: add a user first (cbir users add NAME), "
-            "or configure st.login ([auth] and [cbir] oidc_allowed in .streamlit/secrets.toml; pip install "
-            "'cbir[oidc]')"
-        )
-    # Headless always: otherwise Streamlit's first run asks for an e-mail address on stdin. cbir opens the
-    # browser itself instead, once the server answers. The options are flags, not a config file, so an
-    # installed wheel runs exactly as a clone does (a .streamlit/config.toml in the working folder still adds
-    # to them).
-    upload_mb = max(1, settings().max_upload_bytes // (1024 * 1024))
-    command = [sys.executable, "-m", "streamlit", "run", dashboard_app.__file__, "--server.address", host]
-    command += ["--server.port", str(port), "--server.headless", "true", "--server.maxUploadSize", str(upload_mb)]
-    command += ["--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]  # no "Deploy" button
+    if not is_loopback(host):
+        with db.connect() as conn:
+            configured = login_configured(conn)
+        if not configured:
+            raise BadArgument(
+                f"--host {host} would expose the dashboard without a login: add a user first (cbir users add NAME), "
+                "or configure st.login ([auth] and [cbir] oidc_allowed in .streamlit/secrets.toml; pip install "
+                "'cbir[oidc]')"
+            )
+    command = streamlit_command(host, port)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     typer.echo(f"dashboard: {url}  (Ctrl-C stops it)")
     if open_browser:

@@ -1,15 +1,14 @@
 """Dashboard users: `cbir users add/list/remove`, what is stored (salted argon2id, unreadable to the SQL console),
 throttled wrong passwords, sessions that end, the rule of when a login is needed, and `cbir serve --host`.
 
-Real database, real CLI processes, real clock for the timing of wrong passwords (a fake one only for the
-throttle's bookkeeping), Streamlit's AppTest for the gate.
+Real database, real CLI processes, Streamlit's AppTest for the gate. Nothing waits on the clock: the throttle
+runs on a fake one, and an expired session is one whose login time lies further back than its lifetime.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,9 @@ from support import run_cli
 from support.apptest import APP, TIMEOUT, texts
 from support.browser import free_port, running
 
-from cbir.auth import policy, throttle, users
+from cbir.auth import policy, secrets, throttle, users
 from cbir.config import settings
+from cbir.dashboard import login
 from cbir.errors import BadArgument, CbirError, ConfigError, LoginRefused
 from cbir.storage import db
 from cbir.storage.console import run_readonly
@@ -107,20 +107,23 @@ def test_the_sql_console_cannot_read_the_hashes_even_if_granted_by_mistake(cbir_
             users.remove_user(conn, "heidi")
 
 
-def test_ten_wrong_passwords_take_seconds_and_the_right_one_still_works(cbir_home: Path) -> None:
+def test_ten_wrong_passwords_wait_ever_longer_and_the_right_one_still_works(
+    cbir_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """authenticate waits for the throttle's slots (on a fake clock: the schedule, not the machine's speed)."""
+    clock = FakeClock()
+    monkeypatch.setattr(users, "THROTTLE", throttle.Throttle(clock=clock, sleep=clock.sleep))
     with db.connect() as conn:
         users.add_user(conn, "ivan", PASSWORD)
-    start = time.monotonic()
     for n in range(10):
         with pytest.raises(LoginRefused, match="^wrong user name or password$"):
             users.authenticate(db.connect, "ivan", f"guess {n}", "192.0.2.7")
-    wrong = time.monotonic() - start
-    user = users.authenticate(db.connect, "ivan", PASSWORD, "192.0.2.7")
-    total = time.monotonic() - start
-    print(f"\nten wrong passwords: {wrong:.2f} s; then the right one after {total - wrong:.2f} s")
-    assert user.name == "ivan"
-    assert wrong >= sum(throttle.delay_after(n) for n in range(1, 10)) >= 5  # 5.11 s of waits, argon2 on top
-    assert total < 60
+    assert clock.slept == pytest.approx([throttle.delay_after(n) for n in range(1, 10)])  # 5.11 s of waits
+    assert users.authenticate(db.connect, "ivan", PASSWORD, "192.0.2.7").name == "ivan"
+    assert clock.slept[-1] == pytest.approx(throttle.delay_after(10))  # its turn came, 5.12 s after the last
+    waits = len(clock.slept)
+    assert users.authenticate(db.connect, "ivan", PASSWORD, "192.0.2.7").name == "ivan"
+    assert len(clock.slept) == waits  # the right password cleared the name's and the address's count
     with db.connect() as conn:
         users.remove_user(conn, "ivan")
 
@@ -219,7 +222,7 @@ def shows_login_form(at: AppTest) -> bool:
     return [t.label for t in at.text_input] == ["User name", "Password"] and [t.value for t in at.title] == ["cbir"]
 
 
-def test_sessions_end_on_expiry_removal_and_password_change(cbir_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sessions_end_on_expiry_removal_and_password_change(cbir_home: Path) -> None:
     with db.connect() as conn:
         users.add_user(conn, "kate", PASSWORD)
     try:
@@ -228,11 +231,14 @@ def test_sessions_end_on_expiry_removal_and_password_change(cbir_home: Path, mon
         at = logged_in()
         assert at.title[0].value == "cbir: reverse image search" and "Logged in as kate" in texts(at)
 
-        monkeypatch.setenv("CBIR_SESSION_MINUTES", "0.001")  # 60 ms
-        time.sleep(0.1)
+        user, since = at.session_state[login.SESSION_KEY]
+        lifetime = settings().session_minutes * 60
+        at.session_state[login.SESSION_KEY] = (user, since - lifetime + 60)  # logged in a minute short of it
+        at.run()
+        assert "Logged in as kate" in texts(at)
+        at.session_state[login.SESSION_KEY] = (user, since - lifetime - 1)  # logged in longer ago than it
         at.run()
         assert shows_login_form(at) and "Your session expired" in texts(at)
-        monkeypatch.delenv("CBIR_SESSION_MINUTES")
 
         at = logged_in()
         with db.connect() as conn:  # what `cbir users add kate --replace` does
@@ -295,6 +301,38 @@ def test_serve_on_a_public_address_without_users_refuses_in_one_line(cbir_home: 
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "--host 0.0.0.0 would expose the dashboard without a login: add a user first" in proc.stderr, proc.stderr
     assert "dashboard:" not in proc.stdout  # nothing started
+
+
+def test_serve_decides_on_a_login_without_importing_streamlit(cbir_home: Path) -> None:
+    """The refusal comes from cbir.auth (the rule the dashboard uses too), before anything of Streamlit loads."""
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('streamlit loaded:', 'streamlit' in sys.modules));"
+        "sys.argv = ['cbir', 'serve', '--host', '0.0.0.0', '--no-open']; from cbir.cli import main; main()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "would expose the dashboard without a login" in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == "streamlit loaded: False"
+
+
+def test_st_login_counts_as_a_login_only_with_an_allow_list(cbir_home: Path, tmp_path: Path) -> None:
+    """Streamlit's secrets files, read as Streamlit merges them: the working folder's sections replace the user's."""
+    user, work = tmp_path / "user.toml", tmp_path / "work.toml"
+    provider = 'client_id = "i"\nclient_secret = "s"\nserver_metadata_url = "https://idp.invalid/.well-known"\n'
+    user.write_text(
+        '[auth]\nredirect_uri = "http://127.0.0.1:8501/oauth2callback"\ncookie_secret = "a-long-random-secret"\n'
+        f"[auth.okta]\n{provider}"
+    )
+    files = [user, work, tmp_path / "missing.toml"]
+    with db.connect() as conn:
+        assert not secrets.login_configured(conn, secrets.read_secrets(files))  # a provider, but nobody allowed
+        work.write_text('[cbir]\noidc_allowed = ["@example.com"]\n')
+        assert secrets.login_configured(conn, secrets.read_secrets(files))
+        work.write_text('[cbir]\noidc_allowed = ["@example.com"]\n[auth]\ncookie_secret = "x"\n')
+        assert not secrets.login_configured(conn, secrets.read_secrets(files))  # [auth] replaced: no provider left
+        work.write_text("[cbir\n")
+        with pytest.raises(ConfigError, match="work.toml cannot be read as TOML"):
+            secrets.read_secrets(files)
+    assert [str(p) for p in secrets.secrets_files()] == st_config.get_option("secrets.files")  # Streamlit's own
 
 
 def test_serve_on_a_public_address_with_a_user_starts(cbir_home: Path, tmp_path: Path) -> None:

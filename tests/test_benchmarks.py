@@ -10,7 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+pytestmark = pytest.mark.slow  # left out by `make test-fast` (servers, browsers, benchmarks)
 
 
 def run_bench(script: str, *args: str, **env: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 from support import ROOT, caltech_files
-from support.browser import IMAGES, WAIT_MS, chromium, free_port, running, streamlit_command
+from support.browser import IMAGES, WAIT_MS, chromium, dashboard, free_port, running
 
 from cbir.analysis import projection
 from cbir.indexing.ingest import ingest
@@ -26,16 +26,17 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 CATEGORIES = {"elephant": 8, "rhino": 8, "airplanes": 8}
 
 
+pytestmark = pytest.mark.slow  # left out by `make test-fast` (servers, browsers, benchmarks)
+
+
 @pytest.fixture(scope="module")
 def server(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A populated, projected collection served by `streamlit run` on a free loopback port."""
     ingest([f for c, n in CATEGORIES.items() for f in caltech_files(c, n)], tiny_model, progress=False)
     with db.connect() as conn:
         projection.project(conn, n_neighbors=5, progress=False)
-    port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    command = streamlit_command(port, "streamlit_app.py")  # the clone's top-level entry point
-    with running(command, port, log, cwd=ROOT) as (url, _):
+    with dashboard(log, script="streamlit_app.py") as url:  # the clone's top-level entry point
         yield url
 
 

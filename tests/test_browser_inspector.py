@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 from support import ROOT, caltech_files
-from support.browser import IMAGES, WAIT_MS, chromium, free_port, running, streamlit_command
+from support.browser import IMAGES, WAIT_MS, chromium, dashboard
 
 from cbir.analysis.evaluate import evaluate
 from cbir.indexing.ingest import ingest
@@ -27,6 +27,9 @@ RINGED = "([sel, a, b]) => { const r = document.querySelector(sel)?.data?.[2]; r
 PREFERRED = ("elephant", "rhino")  # the seed's example of a confusion, clicked when it is drawn and not shown yet
 
 
+pytestmark = pytest.mark.slow  # left out by `make test-fast` (servers, browsers, benchmarks)
+
+
 @pytest.fixture(scope="module")
 def server(cbir_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Two evaluated models (efficientnet-lite0 evaluated last, so the Inspector opens on it) behind streamlit."""
@@ -34,9 +37,7 @@ def server(cbir_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     ingest(files, "phash", progress=False)
     ingest(files, MODEL, progress=False)
     evaluate(["phash", MODEL], progress=False)
-    port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    with running(streamlit_command(port), port, log, cwd=ROOT) as (url, _):
+    with dashboard(tmp_path_factory.mktemp("streamlit") / "streamlit.log") as url:
         yield url
 
 

@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from support import ROOT, make_subset, run_cli
-from support.browser import IMAGES, WAIT_MS, chromium, free_port, running, streamlit_command
+from support import make_subset, run_cli
+from support.browser import IMAGES, WAIT_MS, chromium, dashboard
 
 from cbir.indexing.ingest import ingest
 
 PASSWORD = "correct horse battery"
 URLS = {"": "cbir: reverse image search", "search": "Search", "map": "Map", "inspector": "Inspector"}
 URLS |= {"duplicates": "Duplicates", "sql": "SQL"}
+
+
+pytestmark = pytest.mark.slow  # left out by `make test-fast` (servers, browsers, benchmarks)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +43,7 @@ def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(collection: Path, server_log: Path) -> Iterator[str]:
-    port = free_port()
-    with running(streamlit_command(port), port, server_log, cwd=ROOT) as (url, _):
+    with dashboard(server_log) as url:
         yield url
 
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 from support import ROOT, caltech_files
-from support.browser import IMAGES, WAIT_MS, chromium, free_port, running, streamlit_command
+from support.browser import IMAGES, WAIT_MS, chromium, dashboard
 
 from cbir.analysis import projection
 from cbir.indexing.ingest import ingest
@@ -30,14 +30,15 @@ SELECTED = re.compile(r"^(\d+) selected")
 FIRST = re.compile(r"^#1 · [\d.]+ · (\S+)")
 
 
+pytestmark = pytest.mark.slow  # left out by `make test-fast` (servers, browsers, benchmarks)
+
+
 @pytest.fixture(scope="module")
 def server(cbir_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ingest([f for c, n in CATEGORIES.items() for f in caltech_files(c, n)], MODEL, progress=False)
     with db.connect() as conn:
         projection.project(conn, n_neighbors=5, progress=False)
-    port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    with running(streamlit_command(port), port, log, cwd=ROOT) as (url, _):
+    with dashboard(tmp_path_factory.mktemp("streamlit") / "streamlit.log") as url:
         yield url
 
 

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from support import ROOT, make_subset
-from support.browser import WAIT_MS, chromium, free_port, running, streamlit_command
+from support import make_subset
+from support.browser import WAIT_MS, chromium, dashboard, free_port
 from support.fake_idp import CLIENT_ID, CLIENT_SECRET, FakeIdp, fake_idp
 
 from cbir.indexing.ingest import ingest
 
 ALICE = {"email": "alice@example.com", "email_verified": True, "name": "Alice"}
+
+
+pytestmark = pytest.mark.slow  # left out by `make test-fast` (servers, browsers, benchmarks)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +45,7 @@ def server(cbir_home: Path, idp: FakeIdp, tmp_path_factory: pytest.TempPathFacto
         '[cbir]\noidc_allowed = ["@example.com"]\n'
     )
     env = os.environ | {"CBIR_SESSION_MINUTES": "60"}
-    command = streamlit_command(port, str(ROOT / "cbir" / "dashboard" / "app.py"))
-    with running(command, port, work / "streamlit.log", cwd=work, env=env) as (url, _):
+    with dashboard(work / "streamlit.log", cwd=work, port=port, env=env) as url:
         yield url
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 from support import ROOT, make_subset
-from support.browser import IMAGES, WAIT_MS, chromium, free_port, running, streamlit_command
+from support.browser import IMAGES, WAIT_MS, chromium, dashboard
 
 from cbir.analysis.evaluate import evaluate
 from cbir.indexing.ingest import ingest
@@ -26,15 +26,16 @@ EDITOR = 'iframe[title="code_editor.code_editor"]'
 EVALUATION = {"evaluation_runs", "evaluation_categories", "evaluation_confusions", "evaluation_neighbours"}
 
 
+pytestmark = pytest.mark.slow  # left out by `make test-fast` (servers, browsers, benchmarks)
+
+
 @pytest.fixture(scope="module")
 def server(cbir_home: Path, tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = make_subset(tmp_path_factory.mktemp("photos"), {"elephant": 6, "rhino": 6})
     ingest([root], tiny_model, progress=False)
     evaluate(progress=False)
-    port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     try:
-        with running(streamlit_command(port), port, log, cwd=ROOT) as (url, _):
+        with dashboard(tmp_path_factory.mktemp("streamlit") / "streamlit.log") as url:
             yield url
     finally:
         console.reader_pool().close()  # before the module's server stops under it

@@ -5,7 +5,6 @@ UMAP compiles for about a minute on first use, so pixels-umap is fitted once for
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from psycopg import sql
-from support import caltech_files, make_subset, run_cli
+from support import caltech_files, encode, make_subset, run_cli
 
 from cbir.embedders.pixels_umap import N_COMPONENTS, reducer_path
 from cbir.errors import CbirError
@@ -44,13 +43,6 @@ def _plan(model: models.Model, vector: np.ndarray) -> str:
         for statement in FORCE_INDEX:
             conn.execute(statement)
         return "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + query, params))
-
-
-def _png_copy(path: Path) -> bytes:
-    """Same pixels, different bytes: not recognised as stored, so the query goes through the model."""
-    out = io.BytesIO()
-    Image.open(path).convert("RGB").save(out, format="PNG")
-    return out.getvalue()
 
 
 def test_phash_ingest_and_hamming_search(collection: Path) -> None:
@@ -108,7 +100,7 @@ def test_pixels_umap_uploaded_image_round_trip(umap_report, collection: Path) ->
         own_id = conn.execute("SELECT image_id FROM image_paths WHERE path = %s", (str(path),)).fetchone()[0]
     stored_neighbours = {h.id for h in search(own_id, k=10, model="pixels-umap")}
     assert {h.id for h in search(path.read_bytes(), k=10, model="pixels-umap")} == stored_neighbours
-    transformed = search(_png_copy(path), k=11, model="pixels-umap")
+    transformed = search(encode(Image.open(path).convert("RGB"), "PNG"), k=11, model="pixels-umap")  # not stored
     assert own_id in [h.id for h in transformed[:3]]
     assert len({h.id for h in transformed} & stored_neighbours) >= 6
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
-from support import caltech_files, make_subset, run_cli
+from support import caltech_files, encode, make_subset, run_cli
 from support.apptest import page
 
 from cbir.dashboard import copies_view
@@ -72,7 +72,7 @@ def test_merging_keeps_each_image_at_its_best_variant() -> None:
 
 @pytest.mark.parametrize("words", list(EDITS))
 def test_verification_finds_and_names_the_edit(original: Image.Image, words: str) -> None:
-    copy = decode(_jpeg(EDITS[words](original))).rgb
+    copy = decode(encode(EDITS[words](original), "JPEG", quality=90)).rgb
     found = verify.best_match(verify.query_features(copy), verify.features(original))
     assert found is not None and found.verified(), found and (found.inliers, found.agreement)
     assert found.describe() == words
@@ -108,14 +108,6 @@ def test_the_evidence_outlines_the_shared_region(original: Image.Image) -> None:
     assert red[1][h // 2, : w // 4].any() and not red[1][h // 2, : round(w * 0.1)].any()
 
 
-def _jpeg(img: Image.Image) -> bytes:
-    from io import BytesIO
-
-    out = BytesIO()
-    img.save(out, format="JPEG", quality=90)
-    return out.getvalue()
-
-
 @pytest.fixture(scope="module")
 def stored(cbir_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Real photos under phash and the pretrained efficientnet-lite0, plus edited copies of one elephant outside."""
@@ -123,14 +115,16 @@ def stored(cbir_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     original = root / "elephant" / ORIGINAL.name
     img = decode(original.read_bytes()).rgb
     files = {"original": original, "small": root / "dalmatian" / "small-elephant.jpg"}
-    files["small"].write_bytes(_jpeg(EDITS["scaled 0.50x"](img)))  # a stored resized copy, for groups
+    files["small"].write_bytes(
+        encode(EDITS["scaled 0.50x"](img), "JPEG", quality=90)
+    )  # a stored resized copy, for groups
     for model in ("phash", "efficientnet-lite0"):
         ingest([root], model, progress=False)
     outside = root.parent / "uploads"
     outside.mkdir()
     for words in ("mirrored", "rotated 90", "cropped to 80%"):
         files[words] = outside / f"{words.replace(' ', '-').replace('%', '')}.jpg"
-        files[words].write_bytes(_jpeg(EDITS[words](img)))
+        files[words].write_bytes(encode(EDITS[words](img), "JPEG", quality=90))
     return files
 
 

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
+from support import encode
 
 from cbir.errors import BadImage
 from cbir.images import decode
-
-
-def encode(img: Image.Image, fmt: str, **params) -> bytes:
-    out = io.BytesIO()
-    img.save(out, format=fmt, **params)
-    return out.getvalue()
 
 
 def test_exif_orientation_is_applied() -> None:

@@ -29,6 +29,9 @@ BATCH = 4
 KILL_BATCH = 2
 
 
+pytestmark = pytest.mark.slow  # left out by `make test-fast` (servers, browsers, benchmarks)
+
+
 def _with_copies(root: Path) -> Path:
     """A within-run duplicate in another folder (its first path must be the elephant one) and a text file."""
     shutil.copy(caltech_files("elephant", 1)[0], root / "rhino" / "zz_copy_of_elephant.jpg")

@@ -8,17 +8,17 @@ from the same starting collection, in a second database.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from support import caltech_files, make_subset, run_cli
+import psycopg
+from support import caltech_files, make_subset, run_cli, wait_until
+from support import collection_state as state
 
 from cbir.indexing.ingest import display_path
 from cbir.storage import db, embedded, locks, staleness
@@ -36,30 +36,6 @@ def home(path: Path) -> Iterator[dict[str, str]]:
         yield dict(os.environ)
     finally:
         os.environ["CBIR_HOME"] = old
-
-
-def state() -> dict[str, set]:
-    """The collection without ids or times: what two runs must agree on, and the invariants every run keeps."""
-    with db.connect() as conn:
-        pathless, unembedded = conn.execute(
-            "SELECT (SELECT count(*) FROM images i"
-            " WHERE NOT EXISTS (SELECT 1 FROM image_paths p WHERE p.image_id = i.id)),"
-            " (SELECT count(*) FROM images i WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = i.id))"
-        ).fetchone()
-        images = conn.execute(
-            "SELECT sha256, path, category, width, height, format, bytes, thumbnail FROM images"
-        ).fetchall()
-        paths = conn.execute("SELECT p.path, i.sha256 FROM image_paths p JOIN images i ON i.id = p.image_id").fetchall()
-        vectors = conn.execute(
-            "SELECT i.sha256, m.name, e.bits::text FROM embeddings e JOIN images i ON i.id = e.image_id"
-            " JOIN models m ON m.id = e.model_id"
-        ).fetchall()
-    assert pathless == unembedded == 0, (pathless, unembedded)
-    return {
-        "images": {(*r[:7], hashlib.md5(bytes(r[7])).hexdigest()) for r in images},
-        "paths": set(paths),
-        "vectors": set(vectors),
-    }
 
 
 def change_tree(
@@ -95,6 +71,14 @@ def logged(since: int) -> tuple[int, int]:
     return changes.added, changes.removed
 
 
+def waiting_for_a_lock(conn: psycopg.Connection) -> bool:
+    """Whether a session of this database waits for an advisory lock (pg_locks lists it as not granted)."""
+    return conn.execute(
+        "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).fetchone()[0]
+
+
 def sync_cmd(root: Path) -> list[str]:
     return [sys.executable, "-m", "cbir", "sync", str(root), *SMALL]
 
@@ -103,11 +87,7 @@ def kill_when(root: Path, env: dict[str, str], ready) -> None:
     """Start a sync and kill -9 it once `ready()` is true (it must still be running then)."""
     proc = subprocess.Popen(sync_cmd(root), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 180
-        while not ready():
-            assert proc.poll() is None, "the sync ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(ready, proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
@@ -154,7 +134,7 @@ def test_a_sync_waits_for_one_in_progress(fresh_home: Path, tmp_path: Path) -> N
         try:
             lines = iter(proc.stderr.readline, "")
             assert any("waiting for another sync, remove or relabel" in line for line in lines)
-            time.sleep(1)
+            wait_until(lambda: waiting_for_a_lock(conn), proc)  # its pg_advisory_lock is queued behind ours
             assert proc.poll() is None and state() == before  # it waits, and has changed nothing
             assert locks.lock_holder(conn) == conn.info.backend_pid
         except BaseException:

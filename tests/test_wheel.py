@@ -25,6 +25,9 @@ from support.browser import chromium, free_port, running
 PHOTOS = {"elephant": 6, "rhino": 6}
 
 
+pytestmark = pytest.mark.slow  # left out by `make test-fast` (servers, browsers, benchmarks)
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv with the freshly built cbir wheel installed (returns its bin folder)."""

@@ -8,6 +8,7 @@ cannot expose it by accident either.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,14 @@ def oidc_providers(auth: Mapping[str, Any] | None) -> list[str]:
         for name, section in auth.items()
         if isinstance(section, Mapping) and "_" not in name and all(section.get(k) for k in OIDC_KEYS)
     ]
+
+
+def usable_oidc_providers(secrets: Mapping[str, Any]) -> list[str]:
+    """The st.login providers of secrets.toml, when `[cbir] oidc_allowed` says who of their accounts may enter
+    and Authlib (which st.login needs: `pip install "cbir[oidc]"`) is installed."""
+    allowed = (secrets.get("cbir") or {}).get("oidc_allowed")
+    usable = allowed and importlib.util.find_spec("authlib") is not None
+    return oidc_providers(secrets.get("auth")) if usable else []
 
 
 def login_required(users: bool, oidc: bool, address: str | None) -> bool:

@@ -11,7 +11,6 @@ provider issued the identity (its `iat` claim).
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +22,6 @@ from cbir.auth import policy, users
 from cbir.config import settings
 from cbir.dashboard import ui
 from cbir.errors import DatabaseUnavailable, LoginRefused
-from cbir.storage import db
 
 SESSION_KEY = "cbir_login"  # session_state: (users.User, time.time() at login)
 
@@ -34,11 +32,8 @@ def secrets_section(name: str) -> Mapping[str, Any]:
 
 
 def oidc_providers() -> list[str]:
-    """The st.login providers configured, when an allow-list says who of their accounts may enter and Authlib
-    (which st.login needs: `pip install "cbir[oidc]"`) is installed."""
-    allowed = secrets_section("cbir").get("oidc_allowed")
-    usable = allowed and importlib.util.find_spec("authlib") is not None
-    return policy.oidc_providers(secrets_section("auth")) if usable else []
+    """The st.login providers configured and usable (cbir.auth.policy has the rule)."""
+    return policy.usable_oidc_providers({name: secrets_section(name) for name in ("auth", "cbir")})
 
 
 def admitted() -> bool:
@@ -149,9 +144,3 @@ def logout_button() -> None:
     elif oidc_providers() and st.user.get("is_logged_in"):
         st.sidebar.caption(f"Logged in as {st.user.get('email') or st.user.get('name')}")
         st.sidebar.button("Log out", icon=":material/logout:", on_click=st.logout)
-
-
-def configured() -> bool:
-    """Whether any login is set up, for `cbir serve --host`: a local user, or st.login with an allow-list."""
-    with db.connect() as conn:
-        return users.users_configured(conn) or bool(oidc_providers())

@@ -6,7 +6,6 @@ reason ingest must give when skipping it; `GOOD` lists inputs that are odd but v
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import zlib
@@ -16,17 +15,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from support import encode
+
 
 def pattern(seed: int, size: tuple[int, int] = (64, 48)) -> Image.Image:
     """A distinct RGB picture per seed (so no two generated images share bytes)."""
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
-
-
-def encode(img: Image.Image, fmt: str, **params) -> bytes:
-    out = io.BytesIO()
-    img.save(out, format=fmt, **params)
-    return out.getvalue()
 
 
 def _write(folder: Path, name: str | bytes, data: bytes) -> Path:

@@ -7,11 +7,13 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from cbir.dashboard import launch
+from support import ROOT
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -31,10 +33,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def streamlit_command(port: int, script: str = "cbir/dashboard/app.py") -> list[str]:
-    """`streamlit run` of the dashboard on 127.0.0.1:port, headless (run it with cwd=ROOT)."""
-    command = [sys.executable, "-m", "streamlit", "run", script, "--server.address", "127.0.0.1"]
-    return command + ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+def streamlit_command(port: int, script: str | Path = launch.APP) -> list[str]:
+    """`streamlit run` of the dashboard on 127.0.0.1:port with the options `cbir serve` uses (cbir.dashboard.launch)."""
+    return launch.streamlit_command("127.0.0.1", port, script)
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
@@ -67,6 +68,17 @@ def running(command: list[str], port: int, log: Path, **popen) -> Iterator[tuple
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def dashboard(
+    log: Path, script: str | Path = launch.APP, cwd: Path = ROOT, port: int | None = None, env: dict | None = None
+) -> Iterator[str]:
+    """The dashboard served as `cbir serve` serves it, on 127.0.0.1 (a free port unless given), its output in
+    `log`; yields its URL and stops it by its pid even when the test fails."""
+    port = port or free_port()
+    with running(streamlit_command(port, script), port, log, cwd=cwd, env=env) as (url, _):
+        yield url
 
 
 @contextlib.contextmanager

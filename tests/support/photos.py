@@ -18,6 +18,8 @@ import pillow_heif
 import tifffile
 from PIL import Image
 
+from support import encode
+
 WHITE_LEVEL = 4095  # 12-bit sensor values
 # XYZ (D65) -> linear sRGB: DNG's ColorMatrix1 maps XYZ to camera space, and this camera's space is sRGB's.
 XYZ_TO_SRGB = [3.2406, -1.5372, -0.4986, -0.9689, 1.8758, 0.0415, 0.0557, -0.2040, 1.0570]
@@ -71,12 +73,6 @@ def dms(degrees: float) -> tuple[tuple[int, int], tuple[int, int], tuple[int, in
     m = int((degrees - d) * 60)
     s = round(((degrees - d) * 60 - m) * 60 * 10000)
     return (d, 1), (m, 1), (s, 10000)
-
-
-def encode(img: Image.Image, fmt: str, **params) -> bytes:
-    out = io.BytesIO()
-    img.save(out, format=fmt, **params)
-    return out.getvalue()
 
 
 def bayer(rgb: Image.Image) -> np.ndarray:
