@@ -215,9 +215,10 @@ def search(
 ) -> None:
     """Print the k nearest stored images to QUERY (a stored query image is left out of its own results)."""
     from cbir.retrieval.search import search as run_search
+    from cbir.storage.neighbours import PhotoFilter
 
-    photo = {"taken_after": taken_after, "taken_before": taken_before, "camera": camera}
-    hits = run_search(query, k=k, model=model, category=category, **photo)
+    photo = PhotoFilter(taken_after=taken_after, taken_before=taken_before, camera=camera)
+    hits = run_search(query, k=k, model=model, category=category, photo=photo)
     if as_json:
         typer.echo(json.dumps([h.as_dict() for h in hits], indent=2))
         return

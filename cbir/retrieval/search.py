@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from cbir.errors import BadImage, BadQuery
 from cbir.images import Picture, decode, read_image_file, sha256_of, thumbnail_jpeg
 from cbir.storage import collection, db
 from cbir.storage.models import Model, resolve_model
-from cbir.storage.neighbours import Hit, nearest
+from cbir.storage.neighbours import ANY_PHOTO, Hit, PhotoFilter, nearest
 
 QueryInput = int | str | Path | bytes
 
@@ -107,21 +106,18 @@ def lookup(
     category: str | None = None,
     query_category: str | None = None,
     thumbnail: bool = True,
-    taken_after: datetime | None = None,
-    taken_before: datetime | None = None,
-    camera: str | None = None,
+    photo: PhotoFilter = ANY_PHOTO,
 ) -> Answer:
     """The k nearest stored images to a query, with what a page shows beside them.
 
     category: only return images of this category; query_category: the label of a new (unstored) query;
-    taken_after, taken_before, camera: only images whose camera recorded such a time or name (image_metadata).
+    photo: only images whose camera recorded such a time or name (image_metadata).
     """
     start = time.perf_counter()
     model_row = resolve_model(conn, model)
     q = resolve_query(conn, model_row, query)
     exclude = [q.image_id] if q.image_id is not None else None
-    photo = {"taken_after": taken_after, "taken_before": taken_before, "camera": camera}
-    hits = nearest(conn, model_row, q.vector, k=k, category=category, exclude=exclude, **photo)
+    hits = nearest(conn, model_row, q.vector, k=k, category=category, exclude=exclude, photo=photo)
     return Answer(
         hits=hits,
         model=model_row.name,
@@ -140,14 +136,11 @@ def search(
     model: str | None = None,
     category: str | None = None,
     conn: psycopg.Connection | None = None,
-    taken_after: datetime | None = None,
-    taken_before: datetime | None = None,
-    camera: str | None = None,
+    photo: PhotoFilter = ANY_PHOTO,
 ) -> list[Hit]:
     """Nearest images to a query image (id, path or bytes); a stored query image is left out of its results."""
-    photo = {"taken_after": taken_after, "taken_before": taken_before, "camera": camera}
     with db.connection(conn) as c:
-        return lookup(c, query, k=k, model=model, category=category, thumbnail=False, **photo).hits
+        return lookup(c, query, k=k, model=model, category=category, thumbnail=False, photo=photo).hits
 
 
 def _thumbnail(conn: psycopg.Connection, q: Query) -> bytes | None:

@@ -36,22 +36,40 @@ class Hit:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PhotoFilter:
+    """What the camera recorded that a search keeps to (image_metadata); the CLI, pages and API pass this one value.
+
+    taken_after (inclusive) and taken_before (exclusive) compare with the camera's wall-clock time taken;
+    camera matches image_metadata.camera containing the text, case-insensitively. Images that recorded no
+    such fact are left out by an active filter. An empty time span is refused when the filter is made.
+    """
+
+    taken_after: datetime | None = None
+    taken_before: datetime | None = None
+    camera: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.taken_after is not None and self.taken_before is not None and self.taken_after >= self.taken_before:
+            raise BadArgument("the time taken filter is empty: --taken-after must be earlier than --taken-before")
+
+    @property
+    def active(self) -> bool:
+        return self.taken_after is not None or self.taken_before is not None or self.camera is not None
+
+
+ANY_PHOTO = PhotoFilter()
+
+
 def nearest_query(
     model: Model,
     vector: np.ndarray,
     k: int,
     category: str | None = None,
     exclude: list[int] | None = None,
-    taken_after: datetime | None = None,
-    taken_before: datetime | None = None,
-    camera: str | None = None,
+    photo: PhotoFilter = ANY_PHOTO,
 ) -> tuple[sql.Composed, dict]:
-    """The SQL of a k-NN query; ORDER BY uses the exact expression and operator of the model's index.
-
-    taken_after (inclusive) and taken_before (exclusive) compare with the camera's wall-clock time taken;
-    camera matches image_metadata.camera containing the text, case-insensitively. Images that recorded no
-    such fact are left out by these filters.
-    """
+    """The SQL of a k-NN query; ORDER BY uses the exact expression and operator of the model's index."""
     # The model id is inlined: a parameter's type (smallint for small ints) would keep the planner from
     # matching the partial index predicate `model_id = <id>`.
     where = [sql.SQL("e.model_id = {}").format(sql.Literal(model.id))]
@@ -59,15 +77,14 @@ def nearest_query(
         where.append(sql.SQL("i.category = %(category)s"))
     if exclude:
         where.append(sql.SQL("e.image_id <> ALL(%(exclude)s)"))
-    if taken_after is not None:
+    if photo.taken_after is not None:
         where.append(sql.SQL("m.taken_at >= %(taken_after)s"))
-    if taken_before is not None:
+    if photo.taken_before is not None:
         where.append(sql.SQL("m.taken_at < %(taken_before)s"))
-    if camera is not None:
+    if photo.camera is not None:
         where.append(sql.SQL("strpos(lower(m.camera), lower(%(camera)s)) > 0"))
-    photo = taken_after is not None or taken_before is not None or camera is not None
     source = sql.SQL("FROM embeddings e JOIN images i ON i.id = e.image_id{join} WHERE {where}").format(
-        join=sql.SQL(" JOIN image_metadata m ON m.image_id = e.image_id" if photo else ""),
+        join=sql.SQL(" JOIN image_metadata m ON m.image_id = e.image_id" if photo.active else ""),
         where=sql.SQL(" AND ").join(where),
     )
     query = sql.SQL(
@@ -77,7 +94,7 @@ def nearest_query(
     ).format(hits=model.hits(source))
     params = {"category": category, "exclude": exclude, "vector": model.param(vector), "k": k}
     params["candidates"] = k * settings().rerank
-    params |= {"taken_after": taken_after, "taken_before": taken_before, "camera": camera}
+    params |= asdict(photo)
     return query, params
 
 
@@ -89,19 +106,15 @@ def nearest(
     category: str | None = None,
     exclude: list[int] | None = None,
     ef_search: int | None = None,
-    taken_after: datetime | None = None,
-    taken_before: datetime | None = None,
-    camera: str | None = None,
+    photo: PhotoFilter = ANY_PHOTO,
 ) -> list[Hit]:
     """The k nearest stored images to a vector, optionally within one category, time span or camera."""
     if k < 1:
         raise BadArgument("k must be at least 1")
-    if taken_after is not None and taken_before is not None and taken_after >= taken_before:
-        raise BadArgument("the time taken filter is empty: --taken-after must be earlier than --taken-before")
     ef = max(ef_search or settings().ef_search, k)
     if model.reranks:  # the candidate list comes from the index too (pgvector's ef_search tops out at 1000)
         ef = max(ef, min(k * settings().rerank, 1000))
-    query, params = nearest_query(model, vector, k, category, exclude, taken_after, taken_before, camera)
+    query, params = nearest_query(model, vector, k, category, exclude, photo)
     with conn.transaction():
         conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
         conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")

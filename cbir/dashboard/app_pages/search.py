@@ -15,6 +15,7 @@ from cbir.dashboard import charts, heatmaps, ui
 from cbir.retrieval.paths import allowed_path
 from cbir.retrieval.search import lookup, query_picture, stored_picture
 from cbir.storage import collection, metadata
+from cbir.storage.neighbours import PhotoFilter
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "dng"]
 ALL = "(all categories)"
@@ -82,12 +83,12 @@ if not isinstance(query, int):
     ui.embedder(model)  # a new image may need the model: load it once per server, not per query
 with ui.connection() as conn:
     only_category = None if only == ALL else only
-    photo = {
-        "taken_after": datetime.combine(taken_after, datetime.min.time()) if taken_after else None,
-        "taken_before": datetime.combine(taken_before, datetime.min.time()) if taken_before else None,
-        "camera": None if camera == ANY_CAMERA else camera,
-    }
-    answer = lookup(conn, query, k=k, model=model, category=only_category, query_category=query_category, **photo)
+    photo = PhotoFilter(
+        taken_after=datetime.combine(taken_after, datetime.min.time()) if taken_after else None,
+        taken_before=datetime.combine(taken_before, datetime.min.time()) if taken_before else None,
+        camera=None if camera == ANY_CAMERA else camera,
+    )
+    answer = lookup(conn, query, k=k, model=model, category=only_category, query_category=query_category, photo=photo)
 st.session_state[ui.ANSWER_KEY] = answer
 
 shown, stats = st.columns([1, 4])
