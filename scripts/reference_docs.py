@@ -137,7 +137,10 @@ def fresh_schema() -> str:
     with tempfile.TemporaryDirectory(prefix="cbir-reference-") as home:
         env = os.environ | {"CBIR_HOME": home}
         env.pop("CBIR_DATABASE_URL", None)
-        code = "import sys; sys.path.insert(0, sys.argv[1]); import reference_docs as r; print(r.schema_page(*r.read_schema()), end='')"
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); import reference_docs as r; "
+            "print(r.schema_page(*r.read_schema()), end='')"
+        )
         try:
             out = subprocess.run(
                 [sys.executable, "-c", code, str(Path(__file__).parent)], env=env, capture_output=True, text=True
