@@ -33,3 +33,13 @@ lint: setup
 # One-command demo: env, database, sample collection, map, dashboard (see README, "Dashboard").
 demo:
 	scripts/demo.sh
+
+.PHONY: docs docs-ref
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or a page left out fails.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+
+# Regenerate the reference pages (docs/cli.md from every --help, docs/sql-schema.md from the migrations'
+# COMMENTs) after changing a command, an option or a migration; tests/test_docs.py fails until they match.
+docs-ref: setup
+	$(PY) scripts/reference_docs.py

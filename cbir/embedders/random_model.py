@@ -3,7 +3,7 @@
 No genuine weights can be downloaded in offline environments; a random model exercises exactly the
 loading and embedding path users take, and costs the same to run. Its retrieval quality means nothing.
 
-    python -m cbir.random_model DIR [--size tiny|small|base]
+    python -m cbir.embedders.random_model DIR [--size tiny|small|base]
 """
 
 from __future__ import annotations
