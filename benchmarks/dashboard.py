@@ -178,7 +178,7 @@ def synthetic_home(root: Path, n: int, model_path: str) -> Path:
 
 def in_process(c: Collection) -> None:
     """The server's work for a new-session Map, without browser or Streamlit: read points, marks, figure JSON."""
-    from cbir.dashboard import charts
+    from cbir.dashboard import charts, map_marks
     from cbir.storage import db, projections
     from cbir.storage.models import resolve_model
 
@@ -188,7 +188,7 @@ def in_process(c: Collection) -> None:
         current = projections.latest(conn, resolve_model(conn, c.model).name)
         start = time.perf_counter()
         points = projections.points(conn, current.id)
-        shown = charts.layers(points, charts.by_category(points))
+        shown = map_marks.layers(points, charts.by_category(points))
         figure = charts.map_figure(shown).to_json()
         c.in_process_s = time.perf_counter() - start
     c.images, c.marks, c.figure_bytes = len(points), sum(len(layer.x) for layer in shown), len(figure)

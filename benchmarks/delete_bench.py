@@ -7,7 +7,7 @@ in cbir's own schema and query:
 
 - N synthetic clustered unit vectors (64-d by default, made as in search_bench.py) stored as cbir images of
   one vector model, with the model's partial HNSW index (m 16, ef_construction 64, as cbir builds it);
-- half of the images, chosen at random, removed by cbir's own remove path (`maintenance.remove_paths`, 1,000
+- half of the images, chosen at random, removed by cbir's own remove path (`path_changes.remove_paths`, 1,000
   paths per transaction; embeddings and the map's points, one per image, deleted by cascade), with autovacuum
   off on the tables so that nothing cleans up before the measurement;
 - the same held-out queries through cbir's k-NN query (`cbir.storage.neighbours.nearest`: iterative index
@@ -173,8 +173,8 @@ def remove_half(conn, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.
     """Remove a random half of the images through cbir's remove path; returns (live mask, seconds)."""
     from tqdm import tqdm
 
-    from cbir.indexing.sync import settler
-    from cbir.storage import maintenance
+    from cbir.indexing.categories import settler
+    from cbir.storage import path_changes
 
     n = len(labels)
     gone = np.sort(rng.choice(n, n // 2, replace=False))
@@ -182,7 +182,7 @@ def remove_half(conn, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.
     t0 = time.perf_counter()
     settle = settler(relabel=False)
     for start in tqdm(range(0, len(paths), 1000), desc="remove", unit="batch", leave=False):
-        maintenance.remove_paths(conn, paths[start : start + 1000], settle)
+        path_changes.remove_paths(conn, paths[start : start + 1000], settle)
     seconds = time.perf_counter() - t0
     live = np.ones(n, dtype=bool)
     live[gone] = False
@@ -199,8 +199,8 @@ def cascade_cost(conn, n: int) -> tuple[float, float]:
     """Seconds to remove 1,000 of n images that a stored evaluation run (n queries x 10 neighbours) names,
     with migration 060's indexes and without them (put back afterwards)."""
     from cbir.distances import COSINE
-    from cbir.indexing.sync import settler
-    from cbir.storage import maintenance
+    from cbir.indexing.categories import settler
+    from cbir.storage import path_changes
     from cbir.storage.models import ensure_model
 
     empty_database(conn)
@@ -230,7 +230,7 @@ def cascade_cost(conn, n: int) -> tuple[float, float]:
             for name in CASCADE_INDEXES:
                 conn.execute(f"DROP INDEX {name}")
         t0 = time.perf_counter()
-        maintenance.remove_paths(conn, [f"/cascade/{i}.jpg" for i in range(start, start + 1000)], settler(False))
+        path_changes.remove_paths(conn, [f"/cascade/{i}.jpg" for i in range(start, start + 1000)], settler(False))
         seconds.append(time.perf_counter() - t0)
     for name, target in CASCADE_INDEXES.items():
         conn.execute(f"CREATE INDEX {name} ON {target}")
@@ -322,9 +322,9 @@ def main(argv: list[str] | None = None) -> None:
         cascade = cascade_cost(conn, args.cascade_size) if args.cascade_size else None
     finally:
         conn.close()
-        from cbir.storage import db
+        from cbir.storage import embedded
 
-        db.stop_embedded()
+        embedded.stop()
     print_table(states, args.size, build_s, remove_s)
     if cascade:
         with_idx, without = cascade

@@ -620,9 +620,9 @@ def main() -> None:
         os.environ.pop("CBIR_DATABASE_URL", None)
         results = run(args)
         if args.time_of:
-            from cbir.storage import db
+            from cbir.storage import embedded
 
-            db.stop_embedded()
+            embedded.stop()
     results["load_average"] = [load, os.getloadavg()]
     print(
         f"{results['collection']} photos in the collection, {results['originals']} originals x {len(TRANSFORMS)} "

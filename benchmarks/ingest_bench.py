@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["CBIR_HOME"] = str(tmp / "home")
     os.environ["CBIR_CACHE"] = str(tmp / "cache")  # OpenVINO converts once in this run
     os.environ.pop("CBIR_DATABASE_URL", None)
-    from cbir.storage import db
+    from cbir.storage import db, embedded
 
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.machine()} nproc {os.cpu_count()}")
     print(f"load average {os.getloadavg()}", flush=True)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
             run.trip, run.forward = round_trip(run.embedder, conn, caltech_files(args.queries, skip=40))
         conn.close()
     finally:
-        db.stop_embedded()
+        embedded.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"load average at end {os.getloadavg()}")
     report(args, files, list(runs.values()))
@@ -306,7 +306,7 @@ def ray_comparison(args: argparse.Namespace) -> None:
     from cbir.images import thumbnail_jpeg
     from cbir.indexing import ray_ingest
     from cbir.indexing.ingest import ingest
-    from cbir.storage import collection, db
+    from cbir.storage import collection, db, embedded
     from cbir.storage.models import get_model
 
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {platform.machine()} nproc {os.cpu_count()}")
@@ -356,7 +356,7 @@ def ray_comparison(args: argparse.Namespace) -> None:
     finally:
         if group is not None:
             stop_ray_head(group)
-        db.stop_embedded()
+        embedded.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     local_rate, ray_rate = done["local"] / seconds["local"], done["ray"] / seconds["ray"]
     print(f"load average at end {os.getloadavg()}")

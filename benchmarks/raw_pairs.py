@@ -118,14 +118,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as files:
         os.environ["CBIR_HOME"] = home  # never the user's collection
         os.environ.pop("CBIR_DATABASE_URL", None)
-        from cbir.storage import db
+        from cbir.storage import embedded
 
         try:
             shots = write_shots(sample(args.shots, args.seed), Path(files))
             for model in args.models:
                 results["models"][model] = measure(model, shots, Path(files))
         finally:
-            db.stop_embedded()
+            embedded.stop()
     results["load_average"] = [load, os.getloadavg()]
     print(
         f"{args.shots} shots (seed {args.seed}); "

@@ -342,9 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         conn.close()
         if not args.keep:
-            from cbir.storage import db
+            from cbir.storage import embedded
 
-            db.stop_embedded()
+            embedded.stop()
     chosen = choose_ef(results, args.goal_recall)
     print_tables(results, chosen)
     print(f"load average at end {os.getloadavg()}")

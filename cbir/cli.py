@@ -145,8 +145,8 @@ def remove(
     Image files on disk are never touched. Exit code 2 when no path given is in the collection.
     """
     from cbir.errors import BadArgument
-    from cbir.indexing.sync import plan_removal
-    from cbir.indexing.sync import remove as run_remove
+    from cbir.indexing.remove import plan_removal
+    from cbir.indexing.remove import remove as run_remove
 
     found = plan_removal(paths)
     for path in found.unmatched:
@@ -186,7 +186,7 @@ def relabel(
 ) -> None:
     """Recompute every image's category from its current paths (ties: the alphabetically first folder)."""
     from cbir.errors import BadArgument
-    from cbir.indexing.sync import relabel as run_relabel
+    from cbir.indexing.remove import relabel as run_relabel
 
     if not from_folders:
         raise BadArgument("relabel needs --from-folders (categories come from folders; there is no other source)")
@@ -556,9 +556,9 @@ def db_status(
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded Postgres server (it otherwise keeps running between commands)."""
-    from cbir.storage import db
+    from cbir.storage import embedded
 
-    typer.echo("stopped" if db.stop_embedded() else "not running")
+    typer.echo("stopped" if embedded.stop() else "not running")
 
 
 @users_app.command("add")
@@ -619,7 +619,8 @@ def main() -> None:
         print(f"cbir: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except psycopg.OperationalError as exc:  # the server went away mid-command: whole transactions only were kept
-        from cbir.storage.db import describe_location, first_line
+        from cbir.errors import first_line
+        from cbir.storage.db import describe_location
 
         print(
             f"cbir: error: lost the connection to {describe_location()} ({first_line(exc)}); "

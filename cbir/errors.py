@@ -64,3 +64,9 @@ class FolderUnavailable(CbirError):
 
 class ClusterError(CbirError):
     """A Ray cluster is missing (the optional dependency), cannot be reached, or failed a distributed ingest."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first line (its type where it has no text), for one-line messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

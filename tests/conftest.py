@@ -34,7 +34,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _fresh_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from cbir.storage import db
+    from cbir.storage import db, embedded
 
     home = Path(tmp_path_factory.mktemp("home"))
     old = os.environ.get("CBIR_HOME")
@@ -44,7 +44,7 @@ def _fresh_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield home
     finally:
         db.pool.cache_clear()
-        db.stop_embedded()
+        embedded.stop()
         if old is None:
             os.environ.pop("CBIR_HOME", None)
         else:

@@ -17,7 +17,7 @@ from support.apptest import figures, labelled, page, texts, values
 
 from cbir.analysis import projection
 from cbir.config import DEFAULT_MAP_SAMPLE, settings
-from cbir.dashboard import charts
+from cbir.dashboard import charts, map_marks
 from cbir.errors import ConfigError
 from cbir.indexing.ingest import ingest
 from cbir.storage import collection, db, projections
@@ -39,7 +39,7 @@ def synthetic(n: int, categories: int = 50, seed: int = 0) -> MapPoints:
 
 def test_few_images_are_drawn_one_mark_each_one_trace_per_category() -> None:
     points = synthetic(2_000, categories=5)
-    shown = charts.layers(points, charts.by_category(points))
+    shown = map_marks.layers(points, charts.by_category(points))
     assert [layer.name for layer in shown] == ["c00", "c01", "c02", "c03", "c04", "(no category)"]
     assert all(layer.single for layer in shown)
     assert sorted(np.concatenate([layer.members for layer in shown]).tolist()) == list(range(2_000))
@@ -50,7 +50,7 @@ def test_few_images_are_drawn_one_mark_each_one_trace_per_category() -> None:
 def test_many_images_become_cells_within_the_budget_and_a_selection_gets_every_member_back() -> None:
     points = synthetic(200_000)
     colouring = charts.by_category(points)
-    shown = charts.layers(points, colouring, budget=5_000)
+    shown = map_marks.layers(points, colouring, budget=5_000)
     marks = sum(len(layer.x) for layer in shown)
     assert marks <= 5_000 and not any(layer.single for layer in shown)
     members = np.concatenate([layer.members for layer in shown])
@@ -61,12 +61,12 @@ def test_many_images_become_cells_within_the_budget_and_a_selection_gets_every_m
         assert len(rows) == layer.counts[0] and np.ptp(points.x[rows]) < 40 / 16
     event = [{"curve_number": 3, "point_index": 0}, {"curve_number": 3, "point_index": 2}, {"curve_number": 99}]
     expected = np.sort(np.concatenate([shown[3].rows([0]), shown[3].rows([2])]))
-    assert np.array_equal(charts.selected_rows(shown, event), expected)
+    assert np.array_equal(map_marks.selected_rows(shown, event), expected)
 
 
 def test_figure_carries_binary_coordinates_and_no_per_point_text() -> None:
     points = synthetic(50_000)
-    shown = charts.layers(points, charts.by_category(points), budget=10_000)
+    shown = map_marks.layers(points, charts.by_category(points), budget=10_000)
     spec = json.loads(charts.map_figure(shown, query_xy=(0.0, 0.0)).to_json())
     traces = spec["data"][:-1]
     assert all(t["x"]["dtype"] == "f4" and "text" not in t for t in traces)

@@ -22,7 +22,7 @@ from support import CALTECH, caltech_files, make_subset, run_cli
 from cbir.errors import CbirError
 from cbir.indexing.ingest import display_path, ingest
 from cbir.retrieval.search import search
-from cbir.storage import console, db
+from cbir.storage import console, db, embedded
 from cbir.storage.console import run_readonly
 
 
@@ -102,7 +102,7 @@ def test_database_stopped_mid_ingest(cbir_home: Path, tiny_model: str) -> None:
     proc = subprocess.Popen(ingest_cmd(tiny_model, *folders), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_rows(before + 4, proc)
-        assert db.stop_embedded()
+        assert embedded.stop()
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -157,7 +157,7 @@ def test_overlapping_ingests_at_once(fresh_home: Path, tiny_model: str, tmp_path
 def test_corrupted_then_missing_data_directory(fresh_home: Path, tiny_model: str, tmp_path: Path) -> None:
     pgdata = fresh_home / "pgdata"
     db.database_url()
-    assert db.stop_embedded()
+    assert embedded.stop()
     control = pgdata / "global" / "pg_control"
     control.write_bytes(os.urandom(100))  # as a full disk or a bad copy would leave it
     broken = run_cli("db", "status")

@@ -34,7 +34,7 @@ from support.apptest import page
 from cbir.analysis.evaluate import evaluate
 from cbir.errors import CbirError
 from cbir.indexing.ingest import ingest
-from cbir.storage import console, db
+from cbir.storage import console, db, embedded
 from cbir.storage.console import EXAMPLES, READER_ROLE, reader_url, run_readonly
 
 MARKER = Path("/tmp/cbir-reliability-console-marker")
@@ -188,11 +188,11 @@ def test_privileged_connection_is_refused(collection: Path) -> None:
 
 def test_migrations_succeed_without_createrole(fresh_home: Path) -> None:
     """An owner that may not create roles still gets a working cbir; only the SQL console says why it is off."""
-    admin = db._embedded_server().get_uri()
+    admin = embedded.server().get_uri()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE ROLE app_owner LOGIN NOCREATEROLE NOSUPERUSER")
         conn.execute("CREATE DATABASE app OWNER app_owner")
-    with psycopg.connect(db._with_database(admin, "app"), autocommit=True) as conn:
+    with psycopg.connect(embedded.with_database(admin, "app"), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION vector")  # pgvector is not a trusted extension: an administrator's job
     host = str(fresh_home / "pgdata")
     os.environ["CBIR_DATABASE_URL"] = f"postgresql://app_owner@/app?host={quote(host)}"
@@ -402,11 +402,11 @@ def test_dashboard_listens_on_loopback_only(collection: Path) -> None:
 
 def test_migrations_leave_other_owners_tables_alone(collection: Path, cbir_home: Path) -> None:
     """On a shared database, cbir grants cbir_reader its own tables only: another owner's table is no error."""
-    admin = db._embedded_server().get_uri()
+    admin = embedded.server().get_uri()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE ROLE shared_owner LOGIN NOCREATEROLE NOSUPERUSER")
         conn.execute("CREATE DATABASE shared OWNER shared_owner")
-    with psycopg.connect(db._with_database(admin, "shared"), autocommit=True) as conn:
+    with psycopg.connect(embedded.with_database(admin, "shared"), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION vector")
         conn.execute("CREATE TABLE public.payroll (salary int)")  # the superuser's, not shared_owner's
     host = quote(str(cbir_home / "pgdata"))

@@ -15,11 +15,12 @@ from support.apptest import page, texts
 
 from cbir.analysis import projection
 from cbir.analysis.evaluate import evaluate
+from cbir.indexing.categories import category_for, first_path
 from cbir.indexing.ingest import display_path, ingest
-from cbir.indexing.sync import category_for, check_folders, first_path
+from cbir.indexing.sync import check_folders
 from cbir.retrieval.search import search
-from cbir.storage import db, maintenance
-from cbir.storage.maintenance import ImageState
+from cbir.storage import db, path_changes, roots, staleness
+from cbir.storage.path_changes import ImageState
 
 MODEL = "phash"
 CATEGORIES = {"emu": 12, "bass": 12, "beaver": 12, "crab": 12}
@@ -143,7 +144,7 @@ def test_map_and_inspector_say_they_are_stale(synced: dict) -> None:
     [run] = evaluate([MODEL], progress=False)
     assert "was made before" not in texts(page("inspector"))
     with db.connect() as conn:
-        assert maintenance.stale_run(conn, run["run_id"]) is None
+        assert staleness.stale_run(conn, run["run_id"]) is None
 
 
 def test_home_counts_paths_gone_per_folder(synced: dict, tmp_path: Path) -> None:
@@ -268,7 +269,7 @@ def test_removing_everything_asks_twice_or_needs_yes_all(fresh_home: Path, tmp_p
     ingest([root], MODEL, progress=False)
     assert "removed 6 images and 6 paths" in run_cli("remove", "/", "--yes", "--all", check=True).stdout
     with db.connect() as conn:
-        assert maintenance.image_count(conn) == 0 and maintenance.roots(conn) == []
+        assert path_changes.image_count(conn) == 0 and roots.collection_roots(conn) == []
 
 
 def test_sync_follows_files_whose_bytes_changed_in_place(fresh_home: Path, tmp_path: Path) -> None:

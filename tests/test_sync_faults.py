@@ -21,7 +21,7 @@ from pathlib import Path
 from support import caltech_files, make_subset, run_cli
 
 from cbir.indexing.ingest import display_path
-from cbir.storage import db, maintenance
+from cbir.storage import db, embedded, locks, staleness
 
 MODEL = "phash"
 SMALL = ("--batch-size", "2", "--change-batch", "3")
@@ -91,7 +91,7 @@ def change_tree(
 def logged(since: int) -> tuple[int, int]:
     """(images added, images removed) logged after a generation."""
     with db.connect() as conn:
-        changes = maintenance.changes_since(conn, since)
+        changes = staleness.changes_since(conn, since)
     return changes.added, changes.removed
 
 
@@ -127,9 +127,9 @@ def test_kill_9_during_a_large_sync_then_rerun_ends_as_an_uninterrupted_sync(fre
     with home(other) as env:
         run_cli("sync", str(root), check=True, env=env)
         expected = state()
-        db.stop_embedded()
+        embedded.stop()
     with db.connect() as conn:
-        g0 = maintenance.generation(conn)
+        g0 = staleness.generation(conn)
     env = dict(os.environ)
     kill_when(root, env, lambda: logged(g0)[1] >= 6)  # while paths are being forgotten
     first = state()
@@ -149,14 +149,14 @@ def test_a_sync_waits_for_one_in_progress(fresh_home: Path, tmp_path: Path) -> N
     for path in sorted((root / "emu").iterdir())[:4]:
         path.unlink()
     before = state()
-    with db.connect() as conn, maintenance.exclusive(conn):  # as another sync would hold it
+    with db.connect() as conn, locks.exclusive(conn):  # as another sync would hold it
         proc = subprocess.Popen(sync_cmd(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             lines = iter(proc.stderr.readline, "")
             assert any("waiting for another sync, remove or relabel" in line for line in lines)
             time.sleep(1)
             assert proc.poll() is None and state() == before  # it waits, and has changed nothing
-            assert maintenance.lock_holder(conn) == conn.info.backend_pid
+            assert locks.lock_holder(conn) == conn.info.backend_pid
         except BaseException:
             proc.kill()
             raise

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from cbir.distances import distance_block
 from cbir.errors import BadArgument, NotEnoughImages
 from cbir.metrics import average_precision, precision_at_k
-from cbir.storage import collection, db, evaluations, maintenance
+from cbir.storage import collection, db, evaluations, staleness
 from cbir.storage.models import Model, resolve_model
 
 METHOD = "exact in-memory ranking (numpy), ties in seeded random order"
@@ -169,7 +169,7 @@ def evaluate_model(
     if k < 1:
         raise BadArgument("--k must be at least 1")
     start = time.perf_counter()
-    generation = maintenance.generation(conn)  # before the vectors: a change made meanwhile shows as stale
+    generation = staleness.generation(conn)  # before the vectors: a change made meanwhile shows as stale
     ids, categories, vectors = collection.model_vectors(conn, model)
     labels, names = category_codes(categories)
     queries = _query_rows(labels, sample, seed)

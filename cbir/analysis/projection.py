@@ -26,7 +26,7 @@ from cbir.config import settings
 from cbir.distances import COSINE, HAMMING, L2, distance_block, sklearn_metric
 from cbir.errors import BadArgument, NotEnoughImages
 from cbir.metrics import SCORE_K, score_sample, trustworthiness
-from cbir.storage import collection, maintenance, projections
+from cbir.storage import collection, projections, staleness
 from cbir.storage.models import resolve_model
 from cbir.storage.neighbours import Hit
 from cbir.storage.projections import MapPoints, Projection
@@ -142,7 +142,7 @@ def project(
     """
     start = time.perf_counter()
     model_row = resolve_model(conn, model)
-    generation = maintenance.generation(conn)  # before the vectors: a change made meanwhile shows as stale
+    generation = staleness.generation(conn)  # before the vectors: a change made meanwhile shows as stale
     ids, _, vectors = collection.model_vectors(conn, model_row)
     fitted = fitted_rows(len(ids), settings().map_sample if sample is None else sample, seed)
     grid = candidates(len(fitted), n_neighbors)

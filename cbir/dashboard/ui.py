@@ -19,9 +19,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cbir.analysis import projection
 from cbir.config import settings
-from cbir.dashboard import charts
+from cbir.dashboard import charts, map_marks
 from cbir.embedders import Embedder, get_embedder
-from cbir.errors import BadArgument, CbirError, DatabaseUnavailable, ModelNotFound
+from cbir.errors import BadArgument, CbirError, DatabaseUnavailable, ModelNotFound, first_line
 from cbir.retrieval import copies
 from cbir.retrieval.search import Answer
 from cbir.storage import collection, db, metadata, projections
@@ -53,7 +53,7 @@ def connection() -> Iterator[psycopg.Connection]:
             yield conn
     except (psycopg.OperationalError, PoolTimeout) as exc:
         raise DatabaseUnavailable(
-            f"lost the connection to {db.describe_location()} ({db.first_line(exc)}); reload the page to retry"
+            f"lost the connection to {db.describe_location()} ({first_line(exc)}); reload the page to retry"
         ) from None
 
 
@@ -140,10 +140,12 @@ def matches(database_url: str, projection_id: int, version: str, text: str) -> n
 
 
 @st.cache_resource(max_entries=16)
-def map_layers(key: tuple, _points: MapPoints, _colouring: charts.Colouring, view: tuple | None) -> list[charts.Layer]:
+def map_layers(
+    key: tuple, _points: MapPoints, _colouring: map_marks.Colouring, view: tuple | None
+) -> list[map_marks.Layer]:
     """The map's traces, computed once per map, colouring (named by `key`) and view for every session."""
     rows = None if view is None else in_view(_points, view)
-    return charts.layers(_points, _colouring, rows)
+    return map_marks.layers(_points, _colouring, rows)
 
 
 COLOUR_BY = ("category", "top folder", "duplicate group", "year taken", "camera", "distance to the latest query")
@@ -153,7 +155,7 @@ DUPLICATE_GROUPS_SHOWN = 20
 
 def map_colouring(
     choice: str, projection_id: int, version: str, points: MapPoints, answer: Answer | None
-) -> tuple[charts.Colouring, tuple[str, float, float] | None]:
+) -> tuple[map_marks.Colouring, tuple[str, float, float] | None]:
     """The Colouring a "Colour by" choice means (and a colour scale for distances)."""
     url = database()[1]
     if choice == "top folder":

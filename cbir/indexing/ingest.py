@@ -24,8 +24,9 @@ from cbir.config import settings
 from cbir.embedders import Embedder, get_embedder
 from cbir.errors import BadArgument, BadImage
 from cbir.images import Picture, decode, read_image_file, sha256_of, thumbnail_jpeg
+from cbir.indexing.categories import category_of
 from cbir.photo_metadata import PhotoMetadata, read_metadata
-from cbir.storage import collection, db, maintenance, roots
+from cbir.storage import collection, db, roots
 from cbir.storage.collection import NewImage
 from cbir.storage.models import Model, ensure_model, update_model_info
 
@@ -110,14 +111,6 @@ def discover(paths: Iterable[str | Path], on_error: Callable[[OSError], None] | 
             dirnames.sort()
             for name in sorted(filenames):
                 yield Path(dirpath) / name
-
-
-def category_of(path: Path, label: str) -> str | None:
-    if label == "none":
-        return None
-    if label == "folder":
-        return path.parent.name or None
-    raise BadArgument(f"--label must be 'folder' or 'none', got {label!r}")
 
 
 def process_chunk(paths: list[Path], embedder: Embedder, known: set[str], label: str) -> _Chunk:
@@ -215,7 +208,7 @@ def start_run(conn: psycopg.Connection, embedder: Embedder, paths: list[str | Pa
     Shared by the local ingest and the Ray ingest (cbir.indexing.ray_ingest), so both keep the same records.
     """
     model_row = ensure_model(conn, embedder.name, embedder.kind, embedder.dim, embedder.metric, embedder.info())
-    maintenance.record_roots(conn, [display_path(Path(p)) for p in paths if Path(p).is_dir()])
+    roots.record_collection_roots(conn, [display_path(Path(p)) for p in paths if Path(p).is_dir()])
     roots.record_roots(conn, paths)
     return model_row, collection.embedded_sha256s(conn, model_row, staged=embedder.fitted_on_collection)
 

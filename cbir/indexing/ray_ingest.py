@@ -42,10 +42,10 @@ import psycopg
 from tqdm import tqdm
 
 from cbir.embedders import get_embedder
-from cbir.errors import BadArgument, CbirError, ClusterError
+from cbir.errors import BadArgument, CbirError, ClusterError, first_line
+from cbir.indexing.categories import category_of
 from cbir.indexing.ingest import (
     IngestReport,
-    category_of,
     discover,
     display_path,
     encode_chunk,
@@ -100,7 +100,7 @@ def cluster(ray: ModuleType, address: str) -> Iterator[None]:
     try:
         ray.init(logging_level=logging.ERROR, runtime_env={"env_vars": worker_env()}, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ClusterError(f"cannot reach the Ray cluster at {address or 'local'}: {_first_line(exc)}") from None
+        raise ClusterError(f"cannot reach the Ray cluster at {address or 'local'}: {first_line(exc)}") from None
     for name in ("ray.data", "ray"):  # cbir shows its own progress bar
         logging.getLogger(name).setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
@@ -110,11 +110,6 @@ def cluster(ray: ModuleType, address: str) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _column(values: Iterable[Any]) -> np.ndarray:
@@ -300,7 +295,7 @@ def _guarded(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     except Exception as exc:
         cause = _cbir_cause(exc)
         raise ClusterError(
-            f"the Ray ingest stopped ({cause or _first_line(exc)}); whole batches only were stored: run it again"
+            f"the Ray ingest stopped ({cause or first_line(exc)}); whole batches only were stored: run it again"
         ) from None
 
 

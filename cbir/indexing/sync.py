@@ -1,16 +1,11 @@
-"""Keep a collection true to its folders: `cbir sync` follows deleted, moved, renamed, changed and new files,
-`cbir remove` forgets files and folders, `cbir relabel --from-folders` recomputes categories from paths.
-
-**The category rule**, for an image whose bytes are at paths in several folders: the folder most of its
-paths are in; a tie goes to the alphabetically first folder name (code point order). Why not "the most
-recently seen path wins": with this rule an image's category is a function of where its copies are now,
-not of the order cbir happened to see them in, so an interrupted sync and its re-run, a relabel, and
-another machine ingesting the same tree all agree, and running relabel twice changes nothing.
+"""Keep a collection true to its folders: `cbir sync` follows deleted, moved, renamed, changed and new files
+(`cbir remove` and `cbir relabel` are in cbir.indexing.remove, the category rule in cbir.indexing.categories);
+the Home page's check for stored files that are gone.
 
 Sync compares content, not names: bytes whose sha256 is stored, found at a path that is not, are that
 stored image at a new path (a move or a rename keeps its id, embeddings and map point; no model runs);
 bytes that are not stored are ingested as `cbir ingest` does. The steps, each in batches of one
-transaction (cbir.storage.maintenance): record new paths of stored images; forget paths that are gone,
+transaction (cbir.storage.path_changes): record new paths of stored images; forget paths that are gone,
 with images left without a path; ingest new bytes; apply the category rule to every image under the
 folders. Each step is recomputed from the disk and the database, so a re-run after a crash finishes the
 job and ends where an uninterrupted run would. A folder that is missing or empty while paths are stored
@@ -20,8 +15,6 @@ under it is refused: an unmounted disk must not read as "everything was deleted"
 from __future__ import annotations
 
 import shlex
-import sys
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,50 +26,13 @@ from tqdm import tqdm
 from cbir.config import settings
 from cbir.errors import BadArgument, BadImage, FolderUnavailable
 from cbir.images import read_image_file, sha256_of
-from cbir.indexing.ingest import IngestReport, category_of, discover, display_path, ingest
-from cbir.storage import db, maintenance
-from cbir.storage.maintenance import BatchResult, ImageState, ImageUpdate, RemovalPlan, Settle
+from cbir.indexing.categories import category_for, category_of, settler
+from cbir.indexing.ingest import IngestReport, discover, display_path, ingest
+from cbir.indexing.remove import CHANGE_BATCH, batches, waiting
+from cbir.storage import db, locks, path_changes
+from cbir.storage import roots as root_store
 from cbir.storage.models import list_models
-
-CHANGE_BATCH = 1000  # paths or images changed per transaction
-
-
-# -- the category rule -----------------------------------------------------------------------------------------
-
-
-def folder_of(path: str) -> str | None:
-    """The folder name a path gives as category (as ingest's --label folder does)."""
-    return PurePosixPath(path).parent.name or None
-
-
-def category_for(paths: Iterable[str]) -> str | None:
-    """The folder most of the paths are in; ties to the alphabetically first; None when none is in a folder."""
-    votes = Counter(f for f in map(folder_of, paths) if f)
-    return min(votes, key=lambda f: (-votes[f], f)) if votes else None
-
-
-def first_path(state: ImageState, category: str | None) -> str:
-    """The path `images.path` should hold: the current one while it exists and fits the category, else the
-    first path in the category's folder, else the first path (paths sorted)."""
-    paths = sorted(state.paths)
-    in_folder = [p for p in paths if folder_of(p) == category]
-    if state.path in state.paths and (not in_folder or folder_of(state.path) == category):
-        return state.path
-    return (in_folder or paths)[0]
-
-
-def settler(relabel: bool) -> Settle:
-    """The rule as maintenance applies it: category from folders (relabel) or kept, and a current first path."""
-
-    def settle(states: list[ImageState]) -> list[ImageUpdate]:
-        updates = []
-        for s in states:
-            category = category_for(s.paths) if relabel else s.category
-            updates.append(ImageUpdate(s.id, category, first_path(s, category)))
-        return updates
-
-    return settle
-
+from cbir.storage.path_changes import BatchResult, Settle
 
 # -- sync ------------------------------------------------------------------------------------------------------
 
@@ -123,14 +79,6 @@ class _Plan:
         """Images that lose a path and gain another."""
         losing = {self.stored[p][0] for p in self.gone} | {self.stored[p][0] for p, _ in self.repoint}
         return losing & {i for _, i in self.aliases + self.repoint}
-
-
-def _note(message: str) -> None:
-    tqdm.write(message, file=sys.stderr)
-
-
-def _waiting() -> None:
-    _note("cbir: waiting for another sync, remove or relabel on this database to finish...")
 
 
 def _refuse_unlisted(exc: OSError) -> None:
@@ -189,7 +137,7 @@ def _refuse_empty(roots: list[str], stored: Iterable[str], found: Iterable[str])
 
 def _plan(conn: psycopg.Connection, folders: list[Path], roots: list[str], workers: int, progress: bool) -> _Plan:
     """Compare the files under the roots (read and hashed) with what is stored under them."""
-    plan = _Plan(stored=maintenance.stored_paths_under(conn, roots))
+    plan = _Plan(stored=path_changes.stored_paths_under(conn, roots))
     files = list(discover(folders, on_error=_refuse_unlisted))
     _refuse_empty(roots, plan.stored, map(display_path, files))
     found = _scan(files, workers, progress)
@@ -205,7 +153,7 @@ def _plan(conn: psycopg.Connection, folders: list[Path], roots: list[str], worke
         else:
             changed.add(path)
     new = {p: f for p, f in found.items() if p not in plan.stored or p in changed}
-    known = maintenance.image_ids_for(conn, sorted({f.sha256 for f in new.values() if f.sha256}))
+    known = path_changes.image_ids_for(conn, sorted({f.sha256 for f in new.values() if f.sha256}))
     for path, item in sorted(new.items()):
         image_id = known.get(item.sha256) if item.sha256 else None
         if image_id is None:
@@ -216,10 +164,6 @@ def _plan(conn: psycopg.Connection, folders: list[Path], roots: list[str], worke
             (plan.repoint if path in changed else plan.aliases).append((path, image_id))
     plan.gone.sort()
     return plan
-
-
-def _batches(items: Sequence, size: int) -> list[Sequence]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _models(conn: psycopg.Connection, models: Sequence[str] | None) -> list[str]:
@@ -233,8 +177,8 @@ def _preview(conn: psycopg.Connection, roots: list[str], plan: _Plan, relabel: b
     """(images a sync would relabel, images it would remove), from the plan, without writing anything."""
     losing = {plan.stored[p][0] for p in plan.gone} | {plan.stored[p][0] for p, _ in plan.repoint}
     gaining = {i for _, i in plan.aliases + plan.repoint}
-    ids = set(maintenance.images_under(conn, roots)) | losing | gaining
-    states = {s.id: s for s in maintenance.image_states(conn, sorted(ids))}
+    ids = set(path_changes.images_under(conn, roots)) | losing | gaining
+    states = {s.id: s for s in path_changes.image_states(conn, sorted(ids))}
     paths = {i: set(s.paths) for i, s in states.items()}
     for path in plan.gone:
         paths[plan.stored[path][0]].discard(path)
@@ -256,12 +200,12 @@ def _write_paths(
     removals = [(p, None) for p in plan.gone] + list(plan.repoint)
     total = len(plan.aliases) + len(removals)
     with tqdm(total=total, desc="sync: paths", unit="path", disable=not (progress and total)) as bar:
-        for batch in _batches(plan.aliases, change_batch):
-            done.relabelled |= maintenance.add_paths(conn, batch, settle).relabelled
+        for batch in batches(plan.aliases, change_batch):
+            done.relabelled |= path_changes.add_paths(conn, batch, settle).relabelled
             bar.update(len(batch))
-        for batch in _batches(removals, change_batch):
+        for batch in batches(removals, change_batch):
             gone, repoint = [p for p, i in batch if i is None], [(p, i) for p, i in batch if i is not None]
-            result = maintenance.remove_paths(conn, gone, settle, repoint)
+            result = path_changes.remove_paths(conn, gone, settle, repoint)
             done.images_removed += result.images_removed
             done.relabelled |= result.relabelled
             bar.update(len(batch))
@@ -286,7 +230,7 @@ def sync(
     folders = _check_roots(paths)
     roots = [display_path(p) for p in folders]
     report = SyncReport(roots=roots, dry_run=dry_run)
-    with db.connection(conn) as conn, maintenance.exclusive(conn, on_wait=_waiting):
+    with db.connection(conn) as conn, locks.exclusive(conn, on_wait=waiting):
         plan = _plan(conn, folders, roots, workers, progress)
         report.unchanged, report.unreadable = plan.unchanged, plan.unreadable
         report.moved = len(plan.moved)
@@ -296,7 +240,7 @@ def sync(
             report.relabelled, report.removed = _preview(conn, roots, plan, relabel=label == "folder")
             report.added = len(plan.new_bytes)
             return report
-        maintenance.record_roots(conn, [r for r, f in zip(roots, folders, strict=True) if f.is_dir()])
+        root_store.record_collection_roots(conn, [r for r, f in zip(roots, folders, strict=True) if f.is_dir()])
         settle = settler(relabel=label == "folder")
         done = _write_paths(conn, plan, settle, change_batch, progress)
         if plan.new_bytes:
@@ -312,110 +256,9 @@ def sync(
                 )
                 report.ingests.append(r)
                 report.added += r.new_images
-        for batch in _batches(maintenance.images_under(conn, roots), change_batch):
-            done.relabelled |= maintenance.settle_images(conn, batch, settle).relabelled
+        for batch in batches(path_changes.images_under(conn, roots), change_batch):
+            done.relabelled |= path_changes.settle_images(conn, batch, settle).relabelled
         report.removed, report.relabelled = done.images_removed, len(done.relabelled)
-    return report
-
-
-# -- remove ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Removal:
-    """What `cbir remove PATH...` would forget: prefixes matched, the plan, and the paths that matched nothing."""
-
-    prefixes: list[str]
-    plan: RemovalPlan
-    unmatched: list[str]
-
-
-@dataclass
-class RemoveReport:
-    paths: int = 0
-    images: int = 0
-
-
-def plan_removal(paths: Sequence[str | Path], conn: psycopg.Connection | None = None) -> Removal:
-    """Count what removing these files and folders (whether or not they still exist) would remove."""
-    if not paths:
-        raise BadArgument("give at least one file or folder to remove")
-    prefixes = list(dict.fromkeys(display_path(Path(p)) for p in paths))
-    with db.connection(conn) as conn:
-        counts = maintenance.matches(conn, prefixes)
-        matched = [p for p in prefixes if counts.get(p)]
-        plan = maintenance.removal_plan(conn, matched)
-    return Removal(matched, plan, [p for p in prefixes if not counts.get(p)])
-
-
-def remove(
-    paths: Sequence[str | Path],
-    change_batch: int = CHANGE_BATCH,
-    progress: bool = True,
-    conn: psycopg.Connection | None = None,
-) -> RemoveReport:
-    """Forget every stored path at or under these files and folders, and every image left without a path.
-
-    Image files on disk are never touched. Categories of images that keep another path are left as they
-    are (`relabel --from-folders` recomputes them); their first path moves to one that remains.
-    """
-    if change_batch < 1:
-        raise BadArgument("change_batch must be at least 1")
-    prefixes = list(dict.fromkeys(display_path(Path(p)) for p in paths))
-    report = RemoveReport()
-    with db.connection(conn) as conn, maintenance.exclusive(conn, on_wait=_waiting):
-        paths = maintenance.paths_under(conn, prefixes)
-        settle = settler(relabel=False)
-        with tqdm(total=len(paths), desc="remove", unit="path", disable=not progress, dynamic_ncols=True) as bar:
-            for batch in _batches(paths, change_batch):
-                result = maintenance.remove_paths(conn, batch, settle)
-                report.paths += result.paths_removed
-                report.images += result.images_removed
-                bar.update(len(batch))
-        maintenance.forget_roots(conn, prefixes)
-    return report
-
-
-# -- relabel ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RelabelReport:
-    images: int  # images looked at (the whole collection)
-    changes: Counter = field(default_factory=Counter)  # (old category, new category) -> images
-    dry_run: bool = False
-
-    @property
-    def relabelled(self) -> int:
-        return sum(self.changes.values())
-
-
-def _recording(settle: Settle, changes: Counter) -> Settle:
-    def wrapped(states: list[ImageState]) -> list[ImageUpdate]:
-        updates = settle(states)
-        before = {s.id: s.category for s in states}
-        changes.update((before[u.id], u.category) for u in updates if u.category != before[u.id])
-        return updates
-
-    return wrapped
-
-
-def relabel(
-    dry_run: bool = False,
-    change_batch: int = CHANGE_BATCH,
-    progress: bool = True,
-    conn: psycopg.Connection | None = None,
-) -> RelabelReport:
-    """Recompute every image's category from its current paths with the category rule (module docstring)."""
-    with db.connection(conn) as conn, maintenance.exclusive(conn, on_wait=_waiting):
-        ids = maintenance.images_under(conn, None)
-        report = RelabelReport(images=len(ids), dry_run=dry_run)
-        settle = _recording(settler(relabel=True), report.changes)
-        for batch in tqdm(_batches(ids, change_batch), desc="relabel", unit="batch", disable=not progress):
-            if dry_run:
-                settle(maintenance.image_states(conn, batch))
-            else:
-                maintenance.settle_images(conn, batch, settle)
     return report
 
 
@@ -452,7 +295,7 @@ def _groups(paths: list[str], roots: list[str]) -> dict[tuple[str, bool], list[s
 def check_folders(conn: psycopg.Connection | None = None) -> list[FolderCheck]:
     """Per folder: stored paths and how many are gone from disk (walks each folder once; reads no file)."""
     with db.connection(conn) as conn:
-        paths, roots = maintenance.all_paths(conn), maintenance.roots(conn)
+        paths, roots = path_changes.all_paths(conn), root_store.collection_roots(conn)
     checks = []
     for (folder, recorded), stored in sorted(_groups(paths, roots).items()):
         available = Path(folder).is_dir()

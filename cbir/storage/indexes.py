@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from cbir.errors import BadArgument, DatabaseUnavailable
+from cbir.errors import BadArgument, DatabaseUnavailable, first_line
 from cbir.storage import db
 from cbir.storage.models import (
     _INDEX_LOCK_KEY,
@@ -152,7 +152,7 @@ def _build(url: str, model: Model, name: str, failure: list[BaseException]) -> N
         with db.connect(url) as conn:
             conn.execute(_definition(model, name))
     except psycopg.Error as exc:
-        failure.append(DatabaseUnavailable(f"building the index of {model.name} failed: {db.first_line(exc)}"))
+        failure.append(DatabaseUnavailable(f"building the index of {model.name} failed: {first_line(exc)}"))
     except BaseException as exc:  # reported by the caller's thread
         failure.append(exc)
 

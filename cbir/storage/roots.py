@@ -7,7 +7,7 @@ is not a way to read the rest of the server's files.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import psycopg
@@ -28,3 +28,26 @@ def record_roots(conn: psycopg.Connection, paths: Iterable[str | Path]) -> None:
 
 def roots(conn: psycopg.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT path FROM ingest_roots ORDER BY path")]
+
+
+def record_collection_roots(conn: psycopg.Connection, roots: Sequence[str]) -> None:
+    """Remember folders given to ingest or sync (for the Home page's check for files that are gone)."""
+    if roots:
+        conn.execute(
+            "INSERT INTO collection_roots (path) SELECT DISTINCT unnest(%s::text[])"
+            " ON CONFLICT (path) DO UPDATE SET last_used = now()",
+            (list(roots),),
+        )
+
+
+def collection_roots(conn: psycopg.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT path FROM collection_roots ORDER BY path")]
+
+
+def forget_roots(conn: psycopg.Connection, prefixes: Sequence[str]) -> None:
+    """Forget recorded folders at or under removed prefixes."""
+    conn.execute(
+        "DELETE FROM collection_roots r WHERE EXISTS (SELECT 1 FROM unnest(%s::text[]) p"
+        " WHERE r.path = p OR starts_with(r.path, rtrim(p, '/') || '/'))",
+        (list(prefixes),),
+    )

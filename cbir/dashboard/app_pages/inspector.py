@@ -11,7 +11,7 @@ import streamlit as st
 from cbir.dashboard import charts, heatmaps, ui
 from cbir.retrieval.search import stored_picture
 from cbir.storage import evaluations as inspector
-from cbir.storage import maintenance
+from cbir.storage import staleness
 
 NONE = "(none)"
 ANY = "(any category)"
@@ -74,7 +74,7 @@ other_label = right.selectbox("Compare with", [NONE, *others])
 other_run = by_label.get(other_label)
 shown = [run] + ([other_run] if other_run else [])
 with ui.connection() as conn:
-    stale = [(r, maintenance.stale_run(conn, r.id)) for r in shown]
+    stale = [(r, staleness.stale_run(conn, r.id)) for r in shown]
 for r, changes in stale:
     if changes:
         st.warning(f"Run {r.id} ({r.model}) was made before {changes.summary()}: re-run `cbir eval --model {r.model}`.")

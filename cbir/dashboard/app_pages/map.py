@@ -5,9 +5,9 @@ import numpy as np
 import streamlit as st
 
 from cbir.analysis import projection
-from cbir.dashboard import charts, ui
+from cbir.dashboard import charts, map_marks, ui
 from cbir.errors import CbirError
-from cbir.storage import collection, maintenance, projections
+from cbir.storage import collection, projections, staleness
 
 MAX_SHOWN = 60
 VIEW_KEY = "map_view"  # session_state: {(model, map id, version): (x0, x1, y0, y1)} after "Zoom to the selection"
@@ -23,8 +23,8 @@ model = ui.pick_model(models, default)
 
 with ui.connection() as conn:
     current = projections.latest(conn, model)
-    stale = maintenance.stale_map(conn, current.id) if current else None
-    generation = maintenance.generation(conn)
+    stale = staleness.stale_map(conn, current.id) if current else None
+    generation = staleness.generation(conn)
 if current is None:
     st.info(f"No map yet for {model}. Run `cbir project --model {model}` in a terminal, or fit it here.")
     if st.button("Fit the map now (UMAP; can take minutes)"):
@@ -73,7 +73,7 @@ if find:
     matched = matched[matched >= 0]
     if view is not None:
         matched = np.intersect1d(matched, ui.in_view(points, view))
-    if (highlight := charts.highlight_layer(points, matched, f"matches '{find}'")) is not None:
+    if (highlight := map_marks.highlight_layer(points, matched, f"matches '{find}'")) is not None:
         shown = [*shown, highlight]
     caption += f"; {len(matched):,} match '{find}' (yellow)"
 fitted = f"fitted {current.created_at:%Y-%m-%d %H:%M}"
@@ -97,7 +97,7 @@ event = st.plotly_chart(
     config={"displaylogo": False},
 )
 
-selected = points.ids[charts.selected_rows(shown, event.selection.points)]
+selected = points.ids[map_marks.selected_rows(shown, event.selection.points)]
 if len(selected) or view is not None:
     title, zoom, whole = st.columns([4, 1, 1])
     if len(selected):
@@ -105,7 +105,7 @@ if len(selected) or view is not None:
         title.subheader(f"{len(selected):,} selected{more}")
     if len(selected) > 1 and zoom.button("Zoom to the selection", help="Redraw only this part, in finer detail"):
         rows = points.rows(selected)
-        st.session_state.setdefault(VIEW_KEY, {})[view_key] = charts.bounds(points.x[rows], points.y[rows])
+        st.session_state.setdefault(VIEW_KEY, {})[view_key] = map_marks.bounds(points.x[rows], points.y[rows])
         st.rerun()
     if view is not None and whole.button("Whole map"):
         st.session_state[VIEW_KEY].pop(view_key, None)

@@ -1,5 +1,4 @@
-"""The SQL of keeping a collection true to its folders: forgetting paths and images, moves, relabels, the
-collection generation (what a stored map or evaluation run was made from) and the folders commands used.
+"""The SQL of keeping a collection true to its folders: adding and forgetting paths and images, moves, relabels.
 
 Every change is written in batches, one transaction each, with the same guarantee as ingest: a process killed
 at any moment leaves each batch before or after, never an image without a path (images left without one are
@@ -11,13 +10,10 @@ caller's rule (`settle`); this module only reads and writes.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
-
-_MAINTENANCE_LOCK_KEY = 0x63626974  # one sync, remove or relabel at a time per database
 
 
 @dataclass(frozen=True)
@@ -47,120 +43,6 @@ class BatchResult:
     paths_removed: int = 0
     images_removed: int = 0
     relabelled: set[int] = field(default_factory=set)  # ids of images whose category changed
-
-
-@dataclass(frozen=True)
-class Changes:
-    """Changes to the collection logged after some generation."""
-
-    added: int = 0
-    removed: int = 0
-    relabelled: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.relabelled)
-
-    def summary(self) -> str:
-        """'4 images were added, 5 removed and 5 relabelled' (only the nonzero parts)."""
-        items = [
-            (n, what)
-            for n, what in ((self.added, "added"), (self.removed, "removed"), (self.relabelled, "relabelled"))
-            if n
-        ]
-        (n, what), rest = items[0], [f"{m} {w}" for m, w in items[1:]]
-        parts = [f"{n} {'image was' if n == 1 else 'images were'} {what}", *rest]
-        return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-# -- locking ---------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def exclusive(conn: psycopg.Connection, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """Hold the maintenance lock (a session advisory lock) so two syncs, removes or relabels never interleave.
-
-    on_wait is called once when another session holds it, before waiting for it. A killed holder's lock goes
-    with its connection.
-    """
-    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_MAINTENANCE_LOCK_KEY,)).fetchone()[0]:
-        if on_wait is not None:
-            on_wait()
-        conn.execute("SELECT pg_advisory_lock(%s)", (_MAINTENANCE_LOCK_KEY,))
-    try:
-        yield
-    finally:
-        with contextlib.suppress(psycopg.Error):  # a lost connection has released it already
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_MAINTENANCE_LOCK_KEY,))
-
-
-def lock_holder(conn: psycopg.Connection) -> int | None:
-    """Backend pid of the session holding the maintenance lock, if any."""
-    row = conn.execute(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database ="
-        " (SELECT oid FROM pg_database WHERE datname = current_database())"
-        " AND ((classid::bigint << 32) | objid::bigint) = %s",
-        (_MAINTENANCE_LOCK_KEY,),
-    ).fetchone()
-    return row[0] if row else None
-
-
-# -- the generation --------------------------------------------------------------------------------------------
-
-
-def generation(conn: psycopg.Connection) -> int:
-    """The collection's current generation (read before reading vectors, so a map or run records no later one)."""
-    return conn.execute("SELECT generation FROM collection_generation").fetchone()[0]
-
-
-def changes_since(conn: psycopg.Connection, since: int) -> Changes:
-    row = conn.execute(
-        "SELECT coalesce(sum(added), 0), coalesce(sum(removed), 0), coalesce(sum(relabelled), 0)"
-        " FROM collection_changes WHERE generation > %s",
-        (since,),
-    ).fetchone()
-    return Changes(*map(int, row))
-
-
-def stale_map(conn: psycopg.Connection, projection_id: int) -> Changes | None:
-    """Images added or removed since a stored map was made (relabels do not matter: colours are read live)."""
-    row = conn.execute("SELECT generation FROM projections WHERE id = %s", (projection_id,)).fetchone()
-    if row is None:
-        return None
-    changes = changes_since(conn, row[0])
-    changes = Changes(added=changes.added, removed=changes.removed)
-    return changes or None
-
-
-def stale_run(conn: psycopg.Connection, run_id: int) -> Changes | None:
-    """Images added, removed or relabelled since a stored evaluation run was made."""
-    row = conn.execute("SELECT generation FROM evaluation_runs WHERE id = %s", (run_id,)).fetchone()
-    return (changes_since(conn, row[0]) or None) if row else None
-
-
-# -- folders ---------------------------------------------------------------------------------------------------
-
-
-def record_roots(conn: psycopg.Connection, roots: Sequence[str]) -> None:
-    """Remember folders given to ingest or sync (for the Home page's check for files that are gone)."""
-    if roots:
-        conn.execute(
-            "INSERT INTO collection_roots (path) SELECT DISTINCT unnest(%s::text[])"
-            " ON CONFLICT (path) DO UPDATE SET last_used = now()",
-            (list(roots),),
-        )
-
-
-def roots(conn: psycopg.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT path FROM collection_roots ORDER BY path")]
-
-
-def forget_roots(conn: psycopg.Connection, prefixes: Sequence[str]) -> None:
-    """Forget recorded folders at or under removed prefixes."""
-    conn.execute(
-        "DELETE FROM collection_roots r WHERE EXISTS (SELECT 1 FROM unnest(%s::text[]) p"
-        " WHERE r.path = p OR starts_with(r.path, rtrim(p, '/') || '/'))",
-        (list(prefixes),),
-    )
 
 
 _UNDER = (
