@@ -102,18 +102,22 @@ def read_image_file(path: str | os.PathLike) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise BadImage(f"cannot read: {exc.strerror or exc}") from None
-    max_bytes = settings().max_bytes
-    with open(fd, "rb") as handle:
-        try:
-            before = os.fstat(fd)
-            if not stat.S_ISREG(before.st_mode):
-                raise BadImage("not a regular file")
-            if before.st_size > max_bytes:
-                raise BadImage(f"file larger than {max_bytes} bytes (CBIR_MAX_BYTES)")
+    try:  # the descriptor is closed on every way out, a refusal included
+        before = os.fstat(fd)
+        if stat.S_ISDIR(before.st_mode):
+            raise BadImage("is a folder, not an image")
+        if not stat.S_ISREG(before.st_mode):
+            raise BadImage("not a regular file")
+        max_bytes = settings().max_bytes
+        if before.st_size > max_bytes:
+            raise BadImage(f"file larger than {max_bytes} bytes (CBIR_MAX_BYTES)")
+        with open(fd, "rb", closefd=False) as handle:
             data = handle.read(max_bytes + 1)
-            after = os.fstat(fd)
-        except OSError as exc:
-            raise BadImage(f"cannot read: {exc.strerror or exc}") from None
+        after = os.fstat(fd)
+    except OSError as exc:
+        raise BadImage(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(data) != after.st_size:
         raise BadImage("file changed while being read (re-run ingest to pick it up)")
     return data

@@ -28,7 +28,7 @@ from cbir.storage import users as store
 
 NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")  # also a CHECK in migrations/050_users.sql
 MIN_PASSWORD = 8
-MAX_PASSWORD = 1024  # argon2 takes any length; this only bounds the work one attempt can ask for
+MAX_PASSWORD = 1024  # argon2 takes any length; this bounds the work one attempt can ask for (longer: refused)
 THROTTLE = Throttle()  # one per dashboard process: every session's attempts count together
 
 
@@ -96,7 +96,9 @@ def authenticate(
     THROTTLE.wait_turn(keys)
     with connection() as conn:
         found = store.account(conn, name) if NAME.fullmatch(name) else None
-        if not _verify(found.password_hash if found else _dummy_hash(), password[:MAX_PASSWORD]) or found is None:
+        if len(password) > MAX_PASSWORD:  # no stored password is this long; never cut it to one that is
+            raise LoginRefused("wrong user name or password")
+        if not _verify(found.password_hash if found else _dummy_hash(), password) or found is None:
             raise LoginRefused("wrong user name or password")
         THROTTLE.succeeded(keys)
         if _hasher().check_needs_rehash(found.password_hash):  # parameters raised since it was hashed

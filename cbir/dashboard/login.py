@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from cbir.auth import policy, users
 from cbir.config import settings
@@ -131,6 +132,18 @@ def _client_address() -> str | None:
     """The browser's address as the server sees it (None on loopback; a proxy's address behind a proxy)."""
     address = st.context.ip_address
     return address if isinstance(address, str) else None
+
+
+def session_owner() -> str:
+    """Who a share of the SQL console's connections belongs to: the logged-in account (all its tabs), else this
+    browser tab's session."""
+    found = st.session_state.get(SESSION_KEY)
+    if found is not None:
+        return f"user:{found[0].name}"
+    if oidc_providers() and st.user.get("is_logged_in"):
+        return f"oidc:{st.user.get('email')}"
+    ctx = get_script_run_ctx()
+    return f"session:{ctx.session_id if ctx else 'none'}"
 
 
 def logout_button() -> None:

@@ -14,19 +14,36 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from pgvector.psycopg import register_vector
 from psycopg import errors, sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cbir.config import settings
 from cbir.errors import BadArgument, DatabaseUnavailable, QueryRefused
 from cbir.storage import db
 
 READER_ROLE = "cbir_reader"
+POOL_SIZE = 4  # the console's connections, shared by every dashboard session
+PER_SESSION = 2  # queries one session may run at once, so one analyst cannot take every connection
+BUSY_WAIT_S = 3.0  # how long a query waits for a free connection before the console says it is busy
+# Set on every connection the console opens: a role's own defaults (ALTER ROLE cbir_reader SET ...) are the
+# reader's to change, so the console's read-only mode and timeouts never rest on them.
+_GUARANTEES = {
+    "default_transaction_read_only": "on",
+    "statement_timeout": "30s",
+    "idle_in_transaction_session_timeout": "1min",
+    "lock_timeout": "5s",
+}
+_POOL_LOCK = threading.RLock()
+_running: Counter[str | None] = Counter()  # queries running now, per session
 _QUERY_WORDS = {"SELECT", "WITH", "VALUES", "TABLE"}  # run through a server-side cursor
 _PLAN_WORDS = {"EXPLAIN", "SHOW"}  # small outputs, run as one prepared statement
 _COMMENTS = re.compile(r"\s+|--[^\n]*(\n|$)|/\*.*?\*/", re.DOTALL)
@@ -183,6 +200,11 @@ def _derived_reader_url(home: str, database_url: str | None) -> str:
 
 
 def _reader_connect_error(url: str, exc: Exception) -> DatabaseUnavailable:
+    if not isinstance(exc, psycopg.OperationalError):  # logged in, but the session could not be set up
+        return DatabaseUnavailable(
+            f"the SQL console cannot set up its session as {READER_ROLE} at {db.describe_url(url)} "
+            f"({db.first_line(exc)})"
+        )
     return DatabaseUnavailable(
         f"the SQL console cannot log in as {READER_ROLE} at {db.describe_url(url)} ({db.first_line(exc)}). "
         f"Where cbir may not create roles, an administrator runs cbir/storage/migrations/030_reader_role.sql, "
@@ -191,17 +213,57 @@ def _reader_connect_error(url: str, exc: Exception) -> DatabaseUnavailable:
 
 
 def reader_pool(url: str | None = None) -> ConnectionPool:
-    """Connections logged in as cbir_reader, shared by the dashboard's sessions (one pool per URL)."""
-    return _reader_pool(url or reader_url())
+    """Connections logged in as cbir_reader, shared by the dashboard's sessions (one pool per URL).
+
+    Under a lock: the first queries of several sessions at once share one pool instead of each opening one.
+    """
+    with _POOL_LOCK:
+        return _reader_pool(url or reader_url())
 
 
 @cache
-def _reader_pool(url: str, max_size: int = 4) -> ConnectionPool:
+def _reader_pool(url: str, max_size: int = POOL_SIZE) -> ConnectionPool:
     try:
-        psycopg.connect(url, connect_timeout=10).close()  # fail now, with a clear message
+        with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
+            _configure_reader(conn)  # fail now, with a clear message, and open no pool
     except psycopg.Error as exc:
         raise _reader_connect_error(url, exc) from None
-    return db.open_pool(url, max_size)
+    return db.open_pool(url, max_size, configure=_configure_reader, timeout=BUSY_WAIT_S)
+
+
+def _configure_reader(conn: psycopg.Connection) -> None:
+    """Set the console's guarantees on a new connection: the reader may have changed its role's defaults."""
+    found = conn.execute(
+        "SELECT extnamespace::regnamespace::text FROM pg_catalog.pg_extension WHERE extname = 'vector'"
+    ).fetchone()
+    path = ", ".join(dict.fromkeys(["public", *(found or [])]))  # where pgvector's type is, whatever the role says
+    for name, value in {"search_path": path, **_GUARANTEES}.items():
+        conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))
+    register_vector(conn)
+
+
+@contextlib.contextmanager
+def reader_connection(session: str | None = None) -> Iterator[psycopg.Connection]:
+    """A pooled reader connection within the session's share; QueryRefused in one line when none is free."""
+    with _POOL_LOCK:
+        if session is not None and _running[session] >= PER_SESSION:
+            raise QueryRefused(
+                f"you are already running {PER_SESSION} queries: wait for one to finish (the console's "
+                f"{POOL_SIZE} connections are shared by everyone)"
+            )
+        _running[session] += 1
+    try:
+        with reader_pool().connection() as conn:
+            yield conn
+    except PoolTimeout:
+        raise QueryRefused(
+            f"the SQL console is busy: its {POOL_SIZE} connections are all running queries; try again in a moment"
+        ) from None
+    finally:
+        with _POOL_LOCK:
+            _running[session] -= 1
+            if not _running[session]:
+                del _running[session]
 
 
 def _image_columns(conn: psycopg.Connection, cur: psycopg.Cursor, columns: list[str]) -> list[int]:
@@ -277,14 +339,21 @@ def _run(conn: psycopg.Connection, statement: str, keyword: str, row_limit: int,
 
 
 def run_readonly(
-    text: str, *, row_limit: int = 1000, timeout_ms: int = 5000, conn: psycopg.Connection | None = None
+    text: str,
+    *,
+    row_limit: int = 1000,
+    timeout_ms: int = 5000,
+    conn: psycopg.Connection | None = None,
+    session: str | None = None,
 ) -> SqlResult:
     """Run ONE statement as the read-only role cbir_reader inside a read-only transaction with a statement
-    timeout; raises cbir.errors.QueryRefused with a one-line message on refusal, error or timeout."""
+    timeout; raises cbir.errors.QueryRefused with a one-line message on refusal, error or timeout.
+
+    `session` (the dashboard's session or login) may run at most PER_SESSION queries at once."""
     if row_limit < 1 or timeout_ms < 1:
         raise BadArgument("row_limit and timeout_ms must be positive")
     statement, keyword = _check_text(text)
     if conn is not None:
         return _run(conn, statement, keyword, row_limit, timeout_ms)
-    with reader_pool().connection() as pooled:
+    with reader_connection(session) as pooled:
         return _run(pooled, statement, keyword, row_limit, timeout_ms)

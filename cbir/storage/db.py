@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from urllib.parse import urlsplit, urlunsplit
 
@@ -87,18 +87,29 @@ def pool(url: str | None = None, max_size: int = 8) -> ConnectionPool:
     return open_pool(url, max_size)
 
 
-def open_pool(url: str, max_size: int) -> ConnectionPool:
-    """An opened pool of autocommit connections with vector types, checked before each loan."""
+def open_pool(
+    url: str, max_size: int, configure: Callable[[psycopg.Connection], None] | None = None, timeout: float = 30
+) -> ConnectionPool:
+    """An opened pool of autocommit connections with vector types, checked before each loan.
+
+    `timeout` bounds each wait for a free connection. A pool that cannot open is closed, so a failing
+    database does not leave pools behind that keep reconnecting.
+    """
     p = ConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
-        configure=_configure,
+        configure=configure or _configure,
         check=check_connection,
         kwargs={"autocommit": True},
+        timeout=timeout,
         open=False,
     )
-    p.open(wait=True, timeout=30)
+    try:
+        p.open(wait=True, timeout=30)
+    except BaseException:
+        p.close()
+        raise
     return p
 
 

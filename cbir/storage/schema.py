@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from cbir.errors import QueryRefused
-from cbir.storage.console import READER_ROLE, reader_pool
+from cbir.storage.console import READER_ROLE, reader_connection
 
 # Relations (tables, views, materialised views, partitioned tables) this session may SELECT, outside the
 # system schemas; `reader` says whether cbir_reader (the SQL console) may too.
@@ -95,7 +95,7 @@ def functions(conn: psycopg.Connection) -> list[Function]:
 
 def console_schema(timeout_ms: int = 10_000) -> tuple[list[Table], list[Function]]:
     """What the SQL console can read and call, read as its role in a read-only transaction."""
-    with reader_pool().connection() as conn:
+    with reader_connection() as conn:
         try:
             with conn.transaction():
                 conn.execute("SET TRANSACTION READ ONLY")

@@ -20,6 +20,7 @@ from code_editor import code_editor
 
 from cbir.config import settings
 from cbir.dashboard import ui
+from cbir.dashboard.login import session_owner
 from cbir.errors import CbirError
 from cbir.storage.console import EXAMPLES, SqlResult, run_readonly
 from cbir.storage.schema import Function, Table, console_schema
@@ -97,7 +98,9 @@ def run_submitted(row_limit: int, timeout_s: int) -> None:
         return
     st.session_state.pop("sql_result", None)
     try:
-        st.session_state.sql_result = run_readonly(event["text"], row_limit=row_limit, timeout_ms=timeout_s * 1000)
+        st.session_state.sql_result = run_readonly(
+            event["text"], row_limit=row_limit, timeout_ms=timeout_s * 1000, session=session_owner()
+        )
     except CbirError as exc:
         ui.show_error(exc)
 
