@@ -110,18 +110,22 @@ def lookup(
     taken_after: datetime | None = None,
     taken_before: datetime | None = None,
     camera: str | None = None,
+    tag: str | None = None,
+    not_tag: str | None = None,
 ) -> Answer:
     """The k nearest stored images to a query, with what a page shows beside them.
 
     category: only return images of this category; query_category: the label of a new (unstored) query;
-    taken_after, taken_before, camera: only images whose camera recorded such a time or name (image_metadata).
+    taken_after, taken_before, camera: only images whose camera recorded such a time or name (image_metadata);
+    tag, not_tag: only images with, or without, that tag (image_tags).
     """
     start = time.perf_counter()
     model_row = resolve_model(conn, model)
     q = resolve_query(conn, model_row, query)
     exclude = [q.image_id] if q.image_id is not None else None
     photo = {"taken_after": taken_after, "taken_before": taken_before, "camera": camera}
-    hits = nearest(conn, model_row, q.vector, k=k, category=category, exclude=exclude, **photo)
+    tags = {"tag": tag, "not_tag": not_tag}
+    hits = nearest(conn, model_row, q.vector, k=k, category=category, exclude=exclude, **photo, **tags)
     return Answer(
         hits=hits,
         model=model_row.name,
@@ -143,11 +147,14 @@ def search(
     taken_after: datetime | None = None,
     taken_before: datetime | None = None,
     camera: str | None = None,
+    tag: str | None = None,
+    not_tag: str | None = None,
 ) -> list[Hit]:
     """Nearest images to a query image (id, path or bytes); a stored query image is left out of its results."""
     photo = {"taken_after": taken_after, "taken_before": taken_before, "camera": camera}
+    tags = {"tag": tag, "not_tag": not_tag}
     with db.connection(conn) as c:
-        return lookup(c, query, k=k, model=model, category=category, thumbnail=False, **photo).hits
+        return lookup(c, query, k=k, model=model, category=category, thumbnail=False, **photo, **tags).hits
 
 
 def _thumbnail(conn: psycopg.Connection, q: Query) -> bytes | None:

@@ -23,6 +23,7 @@ from psycopg import sql
 from cbir.config import settings
 from cbir.errors import BadArgument
 from cbir.storage.models import Model
+from cbir.storage.tags import check_tag
 
 
 @dataclass
@@ -45,12 +46,14 @@ def nearest_query(
     taken_after: datetime | None = None,
     taken_before: datetime | None = None,
     camera: str | None = None,
+    tag: str | None = None,
+    not_tag: str | None = None,
 ) -> tuple[sql.Composed, dict]:
     """The SQL of a k-NN query; ORDER BY uses the exact expression and operator of the model's index.
 
     taken_after (inclusive) and taken_before (exclusive) compare with the camera's wall-clock time taken;
     camera matches image_metadata.camera containing the text, case-insensitively. Images that recorded no
-    such fact are left out by these filters.
+    such fact are left out by these filters. tag / not_tag: only images with / without that tag (image_tags).
     """
     # The model id is inlined: a parameter's type (smallint for small ints) would keep the planner from
     # matching the partial index predicate `model_id = <id>`.
@@ -65,6 +68,12 @@ def nearest_query(
         where.append(sql.SQL("m.taken_at < %(taken_before)s"))
     if camera is not None:
         where.append(sql.SQL("strpos(lower(m.camera), lower(%(camera)s)) > 0"))
+    if tag is not None:
+        where.append(sql.SQL("EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = e.image_id AND t.tag = %(tag)s)"))
+    if not_tag is not None:
+        where.append(
+            sql.SQL("NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = e.image_id AND t.tag = %(not_tag)s)")
+        )
     photo = taken_after is not None or taken_before is not None or camera is not None
     source = sql.SQL("FROM embeddings e JOIN images i ON i.id = e.image_id{join} WHERE {where}").format(
         join=sql.SQL(" JOIN image_metadata m ON m.image_id = e.image_id" if photo else ""),
@@ -78,6 +87,7 @@ def nearest_query(
     params = {"category": category, "exclude": exclude, "vector": model.param(vector), "k": k}
     params["candidates"] = k * settings().rerank
     params |= {"taken_after": taken_after, "taken_before": taken_before, "camera": camera}
+    params |= {"tag": tag, "not_tag": not_tag}
     return query, params
 
 
@@ -92,16 +102,21 @@ def nearest(
     taken_after: datetime | None = None,
     taken_before: datetime | None = None,
     camera: str | None = None,
+    tag: str | None = None,
+    not_tag: str | None = None,
 ) -> list[Hit]:
-    """The k nearest stored images to a vector, optionally within one category, time span or camera."""
+    """The k nearest stored images to a vector, optionally within one category, time span, camera or tag."""
     if k < 1:
         raise BadArgument("k must be at least 1")
     if taken_after is not None and taken_before is not None and taken_after >= taken_before:
         raise BadArgument("the time taken filter is empty: --taken-after must be earlier than --taken-before")
+    for name in (tag, not_tag):
+        if name is not None:
+            check_tag(name)
     ef = max(ef_search or settings().ef_search, k)
     if model.reranks:  # the candidate list comes from the index too (pgvector's ef_search tops out at 1000)
         ef = max(ef, min(k * settings().rerank, 1000))
-    query, params = nearest_query(model, vector, k, category, exclude, taken_after, taken_before, camera)
+    query, params = nearest_query(model, vector, k, category, exclude, taken_after, taken_before, camera, tag, not_tag)
     with conn.transaction():
         conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
         conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
