@@ -682,6 +682,31 @@ def tag_list(
         typer.echo(line)
 
 
+@app.command()
+def export(
+    tag: Annotated[str | None, typer.Option(help="Only images with this tag")] = None,
+    category: Annotated[str | None, typer.Option(help="Only images of this category")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default: stdout)")] = None,
+) -> None:
+    """Export images (all, or those of a tag and/or category): id, paths, category, tags, time taken, camera."""
+    from cbir.retrieval.export import export_text, selection
+    from cbir.storage import db
+
+    with db.connect() as conn:
+        text = export_text(conn, selection(conn, tag, category), fmt)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        from cbir.errors import BadArgument
+
+        raise BadArgument(f"cannot write {out}: {exc.strerror or exc}") from None
+    typer.echo(f"wrote {out}")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:

@@ -143,3 +143,21 @@ def test_api_refuses_unknown_images_whole(photos: dict[str, list[int]]) -> None:
     with db.connect() as conn:
         assert store.tags_of(conn, photos["rhino"][:3])[photos["rhino"][0]][-1] == "whole"
         assert "whole" in store.names(conn)
+
+
+def test_export_of_a_tag_as_csv_and_json(photos: dict[str, list[int]], tmp_path: Path) -> None:
+    chosen = photos["dalmatian"][:4]
+    tagging.tag("export-me", chosen)
+    out = tmp_path / "sel.csv"
+    run_cli("export", "--tag", "export-me", "--format", "csv", "--out", str(out), check=True)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "id,path,paths,category,tags,taken_at,camera" and len(lines) == 5
+    assert [int(line.split(",")[0]) for line in lines[1:]] == chosen
+    assert [line.split(",")[1] for line in lines[1:]] == paths_of(chosen)
+    table = json.loads(run_cli("export", "--tag", "export-me", "--category", "dalmatian", "--format", "json").stdout)
+    assert [r["id"] for r in table] == chosen and all("export-me" in r["tags"] for r in table)
+    assert {r["category"] for r in table} == {"dalmatian"} and table[0]["taken_at"] is None
+    none = json.loads(run_cli("export", "--tag", "export-me", "--category", "rhino", "--format", "json").stdout)
+    assert none == []
+    bad = run_cli("export", "--format", "xml")
+    assert bad.returncode == 2 and "unknown export format 'xml'" in bad.stderr
