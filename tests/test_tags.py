@@ -161,3 +161,26 @@ def test_export_of_a_tag_as_csv_and_json(photos: dict[str, list[int]], tmp_path:
     assert none == []
     bad = run_cli("export", "--format", "xml")
     assert bad.returncode == 2 and "unknown export format 'xml'" in bad.stderr
+
+
+def test_search_page_tags_chosen_results_and_filters_by_tag(photos: dict[str, list[int]]) -> None:
+    from support.apptest import labelled, page, texts
+
+    at = page("search")
+    at.radio[0].set_value("Stored image").run()
+    labelled(at.selectbox, "Category").set_value("airplanes").run()
+    assert not at.exception and not at.error, texts(at)
+    labelled(at.multiselect, "Results to tag").set_value([1, 2, 3])
+    labelled(at.text_input, "Tag").input("from-search")
+    at.button[[b.label for b in at.button].index("Tag them")].click().run()
+    assert not at.exception and not at.error, texts(at)
+    with db.connect() as conn:
+        tagged = store.images_of(conn, "from-search")
+    assert len(tagged) == 3 and {t.who for t in tagged} == {"local"}
+    at = page("search")
+    at.radio[0].set_value("Stored image").run()
+    labelled(at.selectbox, "Category").set_value("airplanes").run()
+    labelled(at.selectbox, "Only tag").set_value("from-search").run()
+    assert not at.exception and not at.error, texts(at)
+    shown = [c.value for c in at.caption if c.value.startswith("#")]
+    assert len(shown) == 3 and {t.path for t in tagged} == {c.split("\n")[-1].strip() for c in shown}

@@ -151,6 +151,16 @@ def logout_button() -> None:
         st.sidebar.button("Log out", icon=":material/logout:", on_click=st.logout)
 
 
+def who() -> str:
+    """Who this session is, for what it writes (tags): the local user, the OIDC identity, or "local"."""
+    found = st.session_state.get(SESSION_KEY)
+    if found is not None:
+        return found[0].name
+    if oidc_providers() and st.user.get("is_logged_in"):
+        return str(st.user.get("email") or st.user.get("name"))
+    return "local"
+
+
 def configured() -> bool:
     """Whether any login is set up, for `cbir serve --host`: a local user, or st.login with an allow-list."""
     with db.connect() as conn:
