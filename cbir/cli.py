@@ -28,6 +28,8 @@ db_app = typer.Typer(no_args_is_help=True, help="The database in use: URL, statu
 app.add_typer(db_app, name="db")
 users_app = typer.Typer(no_args_is_help=True, help="Who may open the dashboard: add, list, remove users.")
 app.add_typer(users_app, name="users")
+tag_app = typer.Typer(no_args_is_help=True, help="Tags on images: add, remove, list (table image_tags).")
+app.add_typer(tag_app, name="tag")
 
 ModelOpt = Annotated[
     str | None,
@@ -211,13 +213,15 @@ def search(
     camera: Annotated[
         str | None, typer.Option(help="Only photos from a camera whose name contains this (any case), e.g. iphone")
     ] = None,
+    tag: Annotated[str | None, typer.Option(help="Only images with this tag (cbir tag add)")] = None,
+    not_tag: Annotated[str | None, typer.Option(help="Only images without this tag")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
 ) -> None:
     """Print the k nearest stored images to QUERY (a stored query image is left out of its own results)."""
     from cbir.retrieval.search import search as run_search
     from cbir.storage.neighbours import PhotoFilter
 
-    photo = PhotoFilter(taken_after=taken_after, taken_before=taken_before, camera=camera)
+    photo = PhotoFilter(taken_after=taken_after, taken_before=taken_before, camera=camera, tag=tag, not_tag=not_tag)
     hits = run_search(query, k=k, model=model, category=category, photo=photo)
     if as_json:
         typer.echo(json.dumps([h.as_dict() for h in hits], indent=2))
@@ -607,6 +611,98 @@ def users_remove(name: Annotated[str, typer.Argument(help="The user to remove")]
     with db.connect() as conn:
         users.remove_user(conn, name)
     typer.echo(f"removed user {name}")
+
+
+RefsArg = Annotated[
+    list[str] | None, typer.Argument(help="Image ids or paths (any of an image's paths)", show_default=False)
+]
+FromOpt = Annotated[Path | None, typer.Option("--from", help="A file of image ids or paths, one a line")]
+
+
+def _refs(refs: list[str] | None, from_file: Path | None) -> list[str]:
+    from cbir.retrieval.tagging import read_refs
+
+    return list(refs or []) + (read_refs(from_file) if from_file is not None else [])
+
+
+@tag_app.command("add")
+def tag_add(
+    tag: Annotated[str, typer.Argument(help="The tag: 1 to 64 characters, e.g. review or wrong-folder")],
+    refs: RefsArg = None,
+    from_file: FromOpt = None,
+    note: Annotated[str | None, typer.Option(help="A note stored with the tag (up to 1000 characters)")] = None,
+) -> None:
+    """Tag images, all in one transaction: one unknown id or path tags none of them."""
+    from cbir.retrieval.tagging import tag as run_tag
+
+    added = run_tag(tag, _refs(refs, from_file), note=note)
+    typer.echo(f"tagged {added} more images {tag!r} (the others given had it already)")
+
+
+@tag_app.command("remove")
+def tag_remove(
+    tag: Annotated[str, typer.Argument(help="The tag to take off")],
+    refs: RefsArg = None,
+    from_file: FromOpt = None,
+    every: Annotated[bool, typer.Option("--all", help="Take the tag off every image that has it")] = False,
+) -> None:
+    """Take a tag off images (or, with --all, off every image)."""
+    from cbir.errors import BadArgument
+    from cbir.retrieval.tagging import untag
+
+    wanted = _refs(refs, from_file)
+    if every == bool(wanted):
+        raise BadArgument("give image ids or paths, or --all (not both)")
+    removed = untag(tag, None if every else wanted)
+    typer.echo(f"removed tag {tag!r} from {removed} images")
+
+
+@tag_app.command("list")
+def tag_list(
+    tag: Annotated[str | None, typer.Argument(help="One tag: list its images")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Every tag with its number of images, or one tag's images (id, path, category, who, when, note)."""
+    from cbir.storage import db
+    from cbir.storage import tags as tag_store
+
+    with db.connect() as conn:
+        if tag is None:
+            rows = [t.as_dict() for t in tag_store.counts(conn)]
+            lines = [f"{r['images']:>7}  {r['tag']}  (last {r['last_tagged'][:16]})" for r in rows]
+        else:
+            rows = [t.as_dict() for t in tag_store.images_of(conn, tag)]
+            lines = [f"{r['id']:>7}  {r['category'] or '-':<20}  {r['path']}  ({r['who']})" for r in rows]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for line in lines or ["no tags yet (cbir tag add TAG ID_OR_PATH...)" if tag is None else f"no image has {tag!r}"]:
+        typer.echo(line)
+
+
+@app.command()
+def export(
+    tag: Annotated[str | None, typer.Option(help="Only images with this tag")] = None,
+    category: Annotated[str | None, typer.Option(help="Only images of this category")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default: stdout)")] = None,
+) -> None:
+    """Export images (all, or those of a tag and/or category): id, paths, category, tags, time taken, camera."""
+    from cbir.retrieval.export import export_text, selection
+    from cbir.storage import db
+
+    with db.connect() as conn:
+        text = export_text(conn, selection(conn, tag, category), fmt)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        from cbir.errors import BadArgument
+
+        raise BadArgument(f"cannot write {out}: {exc.strerror or exc}") from None
+    typer.echo(f"wrote {out}")
 
 
 def main() -> None:

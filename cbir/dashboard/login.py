@@ -157,3 +157,14 @@ def logout_button() -> None:
     elif oidc_providers() and st.user.get("is_logged_in"):
         st.sidebar.caption(f"Logged in as {st.user.get('email') or st.user.get('name')}")
         st.sidebar.button("Log out", icon=":material/logout:", on_click=st.logout)
+
+
+def who() -> str:
+    """Who this session is, for what it writes (tags): the local user, the OIDC identity, or "local"."""
+    found = st.session_state.get(SESSION_KEY)
+    if found is not None:
+        return found[0].name
+    if oidc_providers() and st.user.get("is_logged_in"):
+        return str(st.user.get("email") or st.user.get("name"))
+    return "local"
+

@@ -111,7 +111,7 @@ def lookup(
     """The k nearest stored images to a query, with what a page shows beside them.
 
     category: only return images of this category; query_category: the label of a new (unstored) query;
-    photo: only images whose camera recorded such a time or name (image_metadata).
+    photo: only images whose camera recorded such a time or name (image_metadata), or with/without a tag.
     """
     start = time.perf_counter()
     model_row = resolve_model(conn, model)

@@ -23,6 +23,7 @@ from psycopg import sql
 from cbir.config import settings
 from cbir.errors import BadArgument
 from cbir.storage.models import Model
+from cbir.storage.tags import check_tag
 
 
 @dataclass
@@ -38,23 +39,30 @@ class Hit:
 
 @dataclass(frozen=True)
 class PhotoFilter:
-    """What the camera recorded that a search keeps to (image_metadata); the CLI, pages and API pass this one value.
+    """Which photos a search keeps to, beyond the category; the CLI, pages and API pass this one value.
 
     taken_after (inclusive) and taken_before (exclusive) compare with the camera's wall-clock time taken;
     camera matches image_metadata.camera containing the text, case-insensitively. Images that recorded no
-    such fact are left out by an active filter. An empty time span is refused when the filter is made.
+    such fact are left out by these (`active`). tag / not_tag: only images with / without that tag
+    (image_tags). An empty time span or a malformed tag is refused when the filter is made.
     """
 
     taken_after: datetime | None = None
     taken_before: datetime | None = None
     camera: str | None = None
+    tag: str | None = None
+    not_tag: str | None = None
 
     def __post_init__(self) -> None:
         if self.taken_after is not None and self.taken_before is not None and self.taken_after >= self.taken_before:
             raise BadArgument("the time taken filter is empty: --taken-after must be earlier than --taken-before")
+        for name in (self.tag, self.not_tag):
+            if name is not None:
+                check_tag(name)
 
     @property
     def active(self) -> bool:
+        """Whether a filter on what the camera recorded is set (the query then joins image_metadata)."""
         return self.taken_after is not None or self.taken_before is not None or self.camera is not None
 
 
@@ -83,6 +91,12 @@ def nearest_query(
         where.append(sql.SQL("m.taken_at < %(taken_before)s"))
     if photo.camera is not None:
         where.append(sql.SQL("strpos(lower(m.camera), lower(%(camera)s)) > 0"))
+    if photo.tag is not None:
+        where.append(sql.SQL("EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = e.image_id AND t.tag = %(tag)s)"))
+    if photo.not_tag is not None:
+        where.append(
+            sql.SQL("NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = e.image_id AND t.tag = %(not_tag)s)")
+        )
     source = sql.SQL("FROM embeddings e JOIN images i ON i.id = e.image_id{join} WHERE {where}").format(
         join=sql.SQL(" JOIN image_metadata m ON m.image_id = e.image_id" if photo.active else ""),
         where=sql.SQL(" AND ").join(where),
@@ -108,7 +122,7 @@ def nearest(
     ef_search: int | None = None,
     photo: PhotoFilter = ANY_PHOTO,
 ) -> list[Hit]:
-    """The k nearest stored images to a vector, optionally within one category, time span or camera."""
+    """The k nearest stored images to a vector, optionally within one category, time span, camera or tag."""
     if k < 1:
         raise BadArgument("k must be at least 1")
     ef = max(ef_search or settings().ef_search, k)

@@ -11,22 +11,25 @@ from pathlib import Path
 
 import streamlit as st
 
-from cbir.dashboard import charts, heatmaps, ui
+from cbir.dashboard import charts, heatmaps, login, ui
+from cbir.retrieval import export, tagging
 from cbir.retrieval.paths import allowed_path
 from cbir.retrieval.search import lookup, query_picture, stored_picture
-from cbir.storage import collection, metadata
+from cbir.storage import collection, metadata, tags
 from cbir.storage.neighbours import PhotoFilter
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "dng"]
 ALL = "(all categories)"
 UNKNOWN = "(unknown)"
 ANY_CAMERA = "(any camera)"
+ANY_TAG = "(any tag)"
 
 st.title("Search")
 with ui.connection() as conn:
     models, default = ui.models(conn)
     categories = collection.categories(conn)
     cameras = metadata.cameras(conn)
+    tag_names = tags.names(conn)
 
 if not models:
     st.info("Nothing to search yet: run `cbir ingest PATH --model MODEL` first, then reload.")
@@ -41,6 +44,7 @@ with right:
     taken_after: date | None = after.date_input("Taken on or after", value=None, min_value=date(1826, 1, 1))
     taken_before: date | None = before.date_input("Taken before", value=None, min_value=date(1826, 1, 1))
     camera = st.selectbox("Camera", [ANY_CAMERA, *cameras]) if cameras else ANY_CAMERA
+    only_tag = st.selectbox("Only tag", [ANY_TAG, *tag_names]) if tag_names else ANY_TAG
 with left:
     source = st.radio("Query by", ["Upload", "Stored image", "Path"], horizontal=True)
     query: bytes | int | str | None = None
@@ -87,6 +91,7 @@ with ui.connection() as conn:
         taken_after=datetime.combine(taken_after, datetime.min.time()) if taken_after else None,
         taken_before=datetime.combine(taken_before, datetime.min.time()) if taken_before else None,
         camera=None if camera == ANY_CAMERA else camera,
+        tag=None if only_tag == ANY_TAG else only_tag,
     )
     answer = lookup(conn, query, k=k, model=model, category=only_category, query_category=query_category, photo=photo)
 st.session_state[ui.ANSWER_KEY] = answer
@@ -114,6 +119,19 @@ with ui.connection() as conn:
         [h.id for h in answer.hits],
         {h.id: f"#{n} · {h.distance:.4f} · {h.category or '-'}  \n{h.path}" for n, h in enumerate(answer.hits, 1)},
     )
+with st.form("tag_results"):
+    ranks = st.multiselect(
+        "Results to tag", range(1, len(answer.hits) + 1), default=list(range(1, len(answer.hits) + 1))
+    )
+    new_tag = st.text_input("Tag", max_chars=64, placeholder="e.g. review")
+    if st.form_submit_button("Tag them"):
+        chosen_ids = [answer.hits[r - 1].id for r in ranks]
+        with ui.connection() as conn:
+            added = tagging.tag(new_tag, chosen_ids, who=login.who(), conn=conn)
+        st.success(f"tagged {added} more images {new_tag!r}")
+with ui.connection() as conn:
+    csv_text = export.export_text(conn, [h.id for h in answer.hits], "csv", {h.id: h.distance for h in answer.hits})
+st.download_button("Download the results (CSV)", csv_text, file_name="results.csv", mime="text/csv")
 st.plotly_chart(
     charts.distances_figure(answer.hits, answer.category), key="distances", config={"displayModeBar": False}
 )
