@@ -274,6 +274,39 @@ def evaluate(
 
 
 @app.command()
+def suspects(
+    model: ModelOpt = None,
+    top: Annotated[int, typer.Option(help="Images to print, most suspect first (all are stored)")] = 20,
+    k: Annotated[int, typer.Option("--k", "-k", help="Neighbours that vote, near copies left out")] = 10,
+    sort: Annotated[
+        str, typer.Option(help="Order: score (most suspect first), uniqueness or representativeness (highest first)")
+    ] = "score",
+    recompute: Annotated[bool, typer.Option(help="Score again even when a fresh stored run exists")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: the run and its top images")] = False,
+) -> None:
+    """Images that are probably in the wrong folder: their neighbours disagree with their category.
+
+    Scores are stored per model (suspect_runs, suspect_scores) and reused until the collection changes.
+    """
+    from cbir.analysis.suspects import suspects as run_suspects
+
+    report = run_suspects(model, top=top, k=k, recompute=recompute, order=sort)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    run = report.run
+    how = "reused stored run" if report.reused else f"scored in {run.seconds:.1f}s, stored as run"
+    typer.echo(f"{run.model}: {run.images} images, k={run.k} ({how} {run.id})")
+    typer.echo(f"{'id':>7}  {'score':>5}  {'category':<20} {'suggested':<20} {'nearest evidence':<28} path")
+    for r in report.rows:
+        near = report.evidence(r, limit=1)
+        evidence = f"#{near[0]['id']} d={near[0]['distance']:.3f}" if near else "-"
+        typer.echo(
+            f"{r.id:>7}  {r.score:>5.3f}  {r.category or '-':<20} {r.suggested or '-':<20} {evidence:<28} {r.path}"
+        )
+
+
+@app.command()
 def dupes(
     model: Annotated[
         list[str] | None,

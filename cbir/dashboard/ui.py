@@ -24,7 +24,7 @@ from cbir.embedders import Embedder, get_embedder
 from cbir.errors import BadArgument, CbirError, DatabaseUnavailable, ModelNotFound, first_line
 from cbir.retrieval import copies
 from cbir.retrieval.search import Answer
-from cbir.storage import collection, db, metadata, projections
+from cbir.storage import collection, db, metadata, projections, suspects
 from cbir.storage.models import list_models, resolve_model
 from cbir.storage.neighbours import nearest
 from cbir.storage.projections import MapPoints
@@ -148,15 +148,40 @@ def map_layers(
     return map_marks.layers(_points, _colouring, rows)
 
 
-COLOUR_BY = ("category", "top folder", "duplicate group", "year taken", "camera", "distance to the latest query")
+@st.cache_resource(show_spinner="Reading the stored suspect scores...", max_entries=4)
+def suspect_values(database_url: str, run_id: int, column: str, _points: MapPoints) -> np.ndarray:
+    """Each map image's score, uniqueness or representativeness in a stored suspects run (NaN: not scored)."""
+    with connection() as conn:
+        found = suspects.scores_by_image(conn, run_id, column)
+    values = np.full(len(_points), np.nan, dtype=np.float32)
+    rows = _points.rows(list(found))
+    values[rows[rows >= 0]] = np.array(list(found.values()), dtype=np.float32)[rows >= 0]
+    return values
+
+
+# "Colour by" choices read from the model's latest `cbir suspects` run: (column, colour bar title)
+SUSPECT_COLOURS = {
+    "suspect score": ("score", "suspect score"),
+    "uniqueness": ("uniqueness", "uniqueness"),
+    "representativeness": ("representativeness", "representativeness"),
+}
+COLOUR_BY = (
+    "category",
+    "top folder",
+    "duplicate group",
+    "year taken",
+    "camera",
+    *SUSPECT_COLOURS,
+    "distance to the latest query",
+)
 DUPLICATE_LIMIT = 20_000  # colour by duplicate group scans all pairs (cbir.retrieval.copies): up to this many images
 DUPLICATE_GROUPS_SHOWN = 20
 
 
 def map_colouring(
-    choice: str, projection_id: int, version: str, points: MapPoints, answer: Answer | None
+    choice: str, projection_id: int, version: str, points: MapPoints, answer: Answer | None, model: str | None = None
 ) -> tuple[map_marks.Colouring, tuple[str, float, float] | None]:
-    """The Colouring a "Colour by" choice means (and a colour scale for distances)."""
+    """The Colouring a "Colour by" choice means (and a colour scale for distances and suspect scores)."""
     url = database()[1]
     if choice == "top folder":
         ids, folders = top_folders(url, projection_id, version)
@@ -171,6 +196,8 @@ def map_colouring(
         if rest := [i for _, ids in groups[DUPLICATE_GROUPS_SHOWN:] for i in ids]:
             shown = [*shown, (f"{len(groups) - DUPLICATE_GROUPS_SHOWN} smaller groups", rest)]
         return charts.by_membership("duplicate group", points, shown, "not in a group"), None
+    if choice in SUSPECT_COLOURS:
+        return suspect_colouring(choice, model, points)
     if choice in ("year taken", "camera"):
         labels = photo_labels(url, projection_id, version, choice, points)
         return charts.by_labels(choice, labels, "(not recorded)"), None
@@ -180,6 +207,21 @@ def map_colouring(
         scale = ("distance to the query", float(np.nanmin(values)), float(np.nanpercentile(values, 99)))
         return charts.by_value("distance", values), scale
     return charts.by_category(points), None
+
+
+def suspect_colouring(
+    choice: str, model_name: str | None, points: MapPoints
+) -> tuple[map_marks.Colouring, tuple[str, float, float]]:
+    """Colour by a column of the map's model's latest suspects run; an error line when it has none."""
+    column, title = SUSPECT_COLOURS[choice]
+    with connection() as conn:
+        model = resolve_model(conn, model_name)
+        run = suspects.latest_run(conn, model)
+    if run is None:
+        raise BadArgument(f"no suspect scores for {model.name} yet (run cbir suspects --model {model.name})")
+    values = suspect_values(database()[1], run.id, column, points)
+    colouring = charts.by_value(f"{title} (run {run.id})", values)  # the title names the run: layers' cache key
+    return colouring, (title, float(np.nanmin(values)), float(np.nanmax(values)))
 
 
 def in_view(points: MapPoints, view: tuple[float, float, float, float]) -> np.ndarray:

@@ -112,20 +112,22 @@ class Model:
         """Whether searches re-rank Hamming candidates by the exact distance (bit-rerank)."""
         return self.index_choice.type == BIT_RERANK
 
-    def hits(self, source: sql.Composable) -> sql.Composable:
+    def hits(self, source: sql.Composable, query: sql.Composable | None = None) -> sql.Composable:
         """SELECT image_id, distance, nearest first, LIMIT %(k)s, over `source` (FROM embeddings e ... WHERE ...).
 
         Through the index; for bit-rerank, %(candidates)s rows nearest by Hamming distance through the index,
-        then re-ranked by the exact distance to %(vector)s.
+        then re-ranked by the exact distance to the query. query: the query vector's SQL (default the
+        parameter %(vector)s; a stored vector such as q.embedding::vector(384) for a lateral join).
         """
-        ordered = sql.SQL("{} {} {}").format(self.column(), self.operator, self.query_value(sql.Placeholder("vector")))
+        query = sql.Placeholder("vector") if query is None else query
+        ordered = sql.SQL("{} {} {}").format(self.column(), self.operator, self.query_value(query))
         if not self.reranks:
             return sql.SQL("SELECT e.image_id, {} AS distance {} ORDER BY distance LIMIT %(k)s").format(ordered, source)
         return sql.SQL(
-            "SELECT c.image_id, c.embedding::vector({dim}) {op} %(vector)s AS distance FROM ("
+            "SELECT c.image_id, c.embedding::vector({dim}) {op} {query} AS distance FROM ("
             "SELECT e.image_id, e.embedding {source} ORDER BY {ordered} LIMIT %(candidates)s) c"
             " ORDER BY distance LIMIT %(k)s"
-        ).format(dim=sql.Literal(self.dim), op=self.exact_operator, source=source, ordered=ordered)
+        ).format(dim=sql.Literal(self.dim), op=self.exact_operator, query=query, source=source, ordered=ordered)
 
     def param(self, vector: np.ndarray) -> Any:
         return Bit(np.asarray(vector, dtype=bool)) if self.kind == "bit" else np.asarray(vector, dtype=np.float32)

@@ -134,3 +134,34 @@ def nearest(
         conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         rows = conn.execute(query, params).fetchall()
     return [Hit(id=r[0], path=r[1], category=r[2], distance=float(r[3])) for r in rows]
+
+
+def neighbours_of_stored(
+    conn: psycopg.Connection, model: Model, image_ids: list[int], k: int, ef_search: int | None = None
+) -> dict[int, list[tuple[int, float]]]:
+    """The k nearest other images of each stored image in `image_ids` (one HNSW scan each, one statement).
+
+    A lateral join runs the index query of `nearest` once per image, with the stored vector as the query and
+    the image itself left out (iterative scans keep k rows when k exist). Returns id -> [(neighbour, distance)],
+    nearest first.
+    """
+    if k < 1:
+        raise BadArgument("k must be at least 1")
+    source = sql.SQL("FROM embeddings e WHERE e.model_id = {} AND e.image_id <> q.image_id").format(
+        sql.Literal(model.id)
+    )
+    query = sql.SQL(
+        "SELECT q.image_id, h.image_id, h.distance FROM embeddings q CROSS JOIN LATERAL ({hits}) h"
+        " WHERE q.model_id = {model} AND q.image_id = ANY(%(ids)s) ORDER BY q.image_id, h.distance, h.image_id"
+    ).format(hits=model.hits(source, model.stored("q")), model=sql.Literal(model.id))
+    ef = max(ef_search or settings().ef_search, k)
+    if model.reranks:
+        ef = max(ef, min(k * settings().rerank, 1000))
+    found: dict[int, list[tuple[int, float]]] = {i: [] for i in image_ids}
+    with conn.transaction():
+        conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+        conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        params = {"ids": list(image_ids), "k": k, "candidates": k * settings().rerank}
+        for query_id, other, distance in conn.execute(query, params):
+            found[query_id].append((other, float(distance)))
+    return found

@@ -59,3 +59,9 @@ def stale_run(conn: psycopg.Connection, run_id: int) -> Changes | None:
     """Images added, removed or relabelled since a stored evaluation run was made."""
     row = conn.execute("SELECT generation FROM evaluation_runs WHERE id = %s", (run_id,)).fetchone()
     return (changes_since(conn, row[0]) or None) if row else None
+
+
+def stale_suspects(conn: psycopg.Connection, run_id: int) -> Changes | None:
+    """Images added, removed or relabelled since a stored suspects run was made (any of them moves scores)."""
+    row = conn.execute("SELECT generation FROM suspect_runs WHERE id = %s", (run_id,)).fetchone()
+    return (changes_since(conn, row[0]) or None) if row else None

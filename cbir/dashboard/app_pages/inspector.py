@@ -2,13 +2,15 @@
 
 Pictures first: per-category bars (or, with two models, their per-category mAP against each other) beside
 the table, and a confusion chart of the most confused categories; clicking a cell shows that pair below.
+A "View" switch opens the Suspects view instead (cbir/dashboard/suspects_view.py): images that are probably
+in the wrong folder, from stored `cbir suspects` runs.
 """
 
 from pathlib import Path
 
 import streamlit as st
 
-from cbir.dashboard import charts, heatmaps, ui
+from cbir.dashboard import charts, heatmaps, suspects_view, ui
 from cbir.retrieval.search import stored_picture
 from cbir.storage import evaluations as inspector
 from cbir.storage import staleness
@@ -59,6 +61,10 @@ def confusion_chart(run: inspector.Run, n_categories: int, current: tuple[str, s
 
 
 st.title("Inspector")
+VIEWS = {"confusions": "Confused categories", "suspects": "Suspects (wrong folder?)"}
+if st.radio("View", list(VIEWS), format_func=VIEWS.get, horizontal=True, key="inspector_view") == "suspects":
+    suspects_view.show()
+    st.stop()
 with ui.connection() as conn:
     runs = inspector.latest_runs(conn)
 

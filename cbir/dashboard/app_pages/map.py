@@ -57,14 +57,15 @@ find = right.text_input(
     "Highlight", placeholder="a category or part of a path, e.g. elephant", key="map_find", max_chars=200
 ).strip()
 try:
-    colouring, scale = ui.map_colouring(colour_by, current.id, version, points, answer)
+    colouring, scale = ui.map_colouring(colour_by, current.id, version, points, answer, model)
 except CbirError as exc:
     st.info(f"{exc}; coloured by category instead.")
     colour_by, (colouring, scale) = "category", ui.map_colouring("category", current.id, version, points, None)
 
 view_key = (model, current.id, version)
 view = st.session_state.get(VIEW_KEY, {}).get(view_key)
-colour_key = (current.id, version, colour_by, answer.vector.tobytes() if scale else None)
+query_key = answer.vector.tobytes() if scale and answer is not None else None
+colour_key = (current.id, version, colour_by, colouring.title, query_key)
 shown = ui.map_layers(colour_key, points, colouring, view)
 drawn = sum(layer.images for layer in shown)
 caption = f"{drawn:,} images" + ("" if view is None else f" in this view (of {len(points):,})")
