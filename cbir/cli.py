@@ -281,7 +281,9 @@ def suspects(
     sort: Annotated[
         str, typer.Option(help="Order: score (most suspect first), uniqueness or representativeness (highest first)")
     ] = "score",
-    recompute: Annotated[bool, typer.Option(help="Score again even when a fresh stored run exists")] = False,
+    recompute: Annotated[
+        bool, typer.Option("--recompute", help="Score again even when a fresh stored run exists")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: the run and its top images")] = False,
 ) -> None:
     """Images that are probably in the wrong folder: their neighbours disagree with their category.

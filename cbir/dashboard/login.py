@@ -167,4 +167,3 @@ def who() -> str:
     if oidc_providers() and st.user.get("is_logged_in"):
         return str(st.user.get("email") or st.user.get("name"))
     return "local"
-
