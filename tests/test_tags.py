@@ -18,6 +18,7 @@ from cbir.retrieval import tagging
 from cbir.retrieval.search import search
 from cbir.storage import console, db
 from cbir.storage import tags as store
+from cbir.storage.neighbours import PhotoFilter
 
 CATEGORIES = {"elephant": 12, "rhino": 12, "airplanes": 12, "dalmatian": 12}
 
@@ -108,8 +109,9 @@ def test_search_with_tag_filters_returns_k_rows(photos: dict[str, list[int]]) ->
     assert [h["distance"] for h in with_tag] == nearest_picked and {h["id"] for h in with_tag} <= picked
     without = json.loads(run_cli("search", *common, "-k", "8", "--not-tag", "picked").stdout)
     assert [h["distance"] for h in without] == nearest_other and not {h["id"] for h in without} & picked
-    assert len(search(query, k=50, model="phash", tag="picked")) == len(picked)  # all there are, no more
-    assert search(query, k=5, model="phash", tag="no-such-tag") == []
+    # all there are, no more:
+    assert len(search(query, k=50, model="phash", photo=PhotoFilter(tag="picked"))) == len(picked)
+    assert search(query, k=5, model="phash", photo=PhotoFilter(tag="no-such-tag")) == []
     bad = run_cli("search", str(query), "-m", "phash", "--tag", "")
     assert bad.returncode == 2 and "a tag name cannot be empty" in bad.stderr
 

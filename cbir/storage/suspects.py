@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from cbir.storage.models import Model
 
 ORDERS = {
-    "score": "s.score DESC, s.support DESC, s.image_id",
-    "uniqueness": "s.uniqueness DESC, s.image_id",
-    "representativeness": "s.representativeness DESC NULLS LAST, s.image_id",
+    "score": sql.SQL("s.score DESC, s.support DESC, s.image_id"),
+    "uniqueness": sql.SQL("s.uniqueness DESC, s.image_id"),
+    "representativeness": sql.SQL("s.representativeness DESC NULLS LAST, s.image_id"),
 }
 
 
@@ -108,12 +109,12 @@ def ranked(
     conn: psycopg.Connection, run_id: int, limit: int = 50, order: str = "score", category: str | None = None
 ) -> list[Scored]:
     """A run's images in `order` (ORDERS: most suspect first by default), optionally of one category."""
-    rows = conn.execute(
+    query = sql.SQL(
         "SELECT s.image_id, i.path, s.category, s.suggested, s.score, s.support, s.uniqueness,"
         " s.representativeness, s.neighbours, s.distances FROM suspect_scores s JOIN images i ON i.id = s.image_id"
-        f" WHERE s.run_id = %s AND (%s::text IS NULL OR s.category = %s) ORDER BY {ORDERS[order]} LIMIT %s",
-        (run_id, category, category, limit),
-    ).fetchall()
+        " WHERE s.run_id = %s AND (%s::text IS NULL OR s.category = %s) ORDER BY {order} LIMIT %s"
+    ).format(order=ORDERS[order])
+    rows = conn.execute(query, (run_id, category, category, limit)).fetchall()
     return [Scored(*r[:8], list(r[8]), [float(d) for d in r[9]]) for r in rows]
 
 
@@ -121,7 +122,8 @@ def scores_by_image(conn: psycopg.Connection, run_id: int, column: str = "score"
     """image id -> one of a run's per-image columns (score, uniqueness or representativeness), for the Map."""
     if column not in ("score", "uniqueness", "representativeness"):
         raise ValueError(f"not a suspect_scores column: {column}")
-    rows = conn.execute(f"SELECT image_id, {column} FROM suspect_scores WHERE run_id = %s", (run_id,))
+    query = sql.SQL("SELECT image_id, {} FROM suspect_scores WHERE run_id = %s").format(sql.Identifier(column))
+    rows = conn.execute(query, (run_id,))
     return {r[0]: r[1] for r in rows if r[1] is not None}
 
 
