@@ -23,6 +23,7 @@ from cbir.auth import policy, users
 from cbir.config import settings
 from cbir.dashboard import ui
 from cbir.errors import DatabaseUnavailable, LoginRefused
+from cbir.retrieval import tagging
 
 SESSION_KEY = "cbir_login"  # session_state: (users.User, time.time() at login)
 
@@ -166,4 +167,4 @@ def who() -> str:
         return found[0].name
     if oidc_providers() and st.user.get("is_logged_in"):
         return str(st.user.get("email") or st.user.get("name"))
-    return "local"
+    return tagging.LOCAL_USER
